@@ -1,0 +1,304 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/internal/auth"
+	"github.com/aspen-dev/aspen/internal/rpc"
+	"github.com/aspen-dev/aspen/internal/ticket"
+	"github.com/aspen-dev/aspen/internal/transport"
+)
+
+// ALPN is the protocol of client calls.
+const ALPN = "aspen/client/1"
+
+// Client calls operations on a cluster. Create it with New.
+type Client struct {
+	cfg    Config
+	cred   []byte
+	ep     *transport.Endpoint
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	peers  []transport.NodeAddr // from the ticket, in order
+	next   int                  // index of the peer to try first
+	leader *transport.NodeAddr  // last leader hint, tried first when set
+}
+
+// New parses the ticket and prepares a client; connections are made lazily.
+func New(cfg Config) (*Client, error) {
+	if cfg.Ticket == "" {
+		return nil, errors.New("client: a cluster ticket is required")
+	}
+	tk, err := ticket.Parse(cfg.Ticket)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	id, err := transport.GenerateIdentity()
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	ep, err := transport.Listen(transport.Config{Identity: id, Bind: ":0"}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("client: opening QUIC endpoint: %w", err)
+	}
+	c := &Client{cfg: cfg, cred: tk.Credential, ep: ep, logger: logger}
+	for _, p := range tk.Peers {
+		c.peers = append(c.peers, p.NodeAddr())
+	}
+	return c, nil
+}
+
+// Close closes the client's connections.
+func (c *Client) Close() error { return c.ep.Close() }
+
+// readOnly operations may be retried on another node after any failure;
+// writes are retried only when they certainly did not reach a node.
+var readOnly = map[string]bool{
+	api.OpKVGet: true, api.OpKVScan: true, api.OpKVBatchRead: true,
+	api.OpClusterHealth: true, api.OpClusterStatus: true, api.OpClusterMetrics: true,
+	api.OpClusterTicket: true, api.OpClusterPrometheus: true,
+}
+
+func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {
+	body, err := rpc.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s request: %w", op, err)
+	}
+	resp, err := c.do(ctx, op, body)
+	if err != nil {
+		return nil, err
+	}
+	out := new(Resp)
+	if len(resp.Body) > 0 {
+		if err := rpc.Unmarshal(resp.Body, out); err != nil {
+			return nil, fmt.Errorf("decoding %s response: %w", op, err)
+		}
+	}
+	return out, nil
+}
+
+// Call invokes any operation by name with CBOR-encodable request and
+// response values; the typed methods are built on it.
+func (c *Client) Call(ctx context.Context, op string, req, resp any) error {
+	body, err := rpc.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encoding %s request: %w", op, err)
+	}
+	r, err := c.do(ctx, op, body)
+	if err != nil {
+		return err
+	}
+	if resp != nil && len(r.Body) > 0 {
+		return rpc.Unmarshal(r.Body, resp)
+	}
+	return nil
+}
+
+// do sends one call, rotating through nodes and following leader hints until
+// it gets an answer or the deadline passes.
+func (c *Client) do(ctx context.Context, op string, body []byte) (*rpc.Response, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	var resp *rpc.Response
+	err := c.attempt(ctx, op, body, func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error {
+		r, err := rpc.Call(ctx, conn, req)
+		if err != nil {
+			return err
+		}
+		if r.Error != nil {
+			return r.Error
+		}
+		resp = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// callStream is do for streaming operations (not retried once bytes flow).
+// The returned reader ends the call's deadline when closed.
+func (c *Client) callStream(ctx context.Context, op string, req any) (io.ReadCloser, error) {
+	body, err := rpc.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s request: %w", op, err)
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	var rc io.ReadCloser
+	err = c.attempt(ctx, op, body, func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error {
+		r, body, err := rpc.CallStream(ctx, conn, req)
+		if err != nil {
+			return err
+		}
+		if r.Error != nil {
+			return r.Error
+		}
+		rc = body
+		return nil
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &cancelOnClose{ReadCloser: rc, cancel: cancel}, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (r *cancelOnClose) Close() error {
+	err := r.ReadCloser.Close()
+	r.cancel()
+	return err
+}
+
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.cfg.Timeout)
+}
+
+type sendFunc func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error
+
+// attempt runs send against nodes until one answers. A server error
+// (*api.Error) is an answer, except NOT_LEADER (follow the hint or try the
+// next node) and, for reads, UNAVAILABLE. A transport failure moves to the
+// next node, but only reads are resent after the request may have left.
+func (c *Client) attempt(ctx context.Context, op string, body []byte, send sendFunc) error {
+	backoff := 25 * time.Millisecond
+	var lastErr error
+	hops := 0 // consecutive leader hints followed without backing off
+	for tries := 0; ; tries++ {
+		target, fromHint := c.target()
+		conn, err := c.ep.Dial(ctx, target, ALPN)
+		sent := false
+		if err == nil {
+			var exp []byte
+			if exp, err = conn.Exporter(); err == nil {
+				sent = true
+				err = send(ctx, conn, &rpc.Request{Op: op, Auth: auth.Proof(c.cred, exp), Body: body})
+			}
+		}
+		if err == nil {
+			c.markGood(target)
+			return nil
+		}
+		var ae *api.Error
+		switch {
+		case errors.As(err, &ae) && ae.Code == api.CodeNotLeader:
+			lastErr = ae
+			if c.setLeaderHint(ae.Leader, target) && hops < 3 {
+				hops++
+				continue // go straight to the hinted leader
+			}
+			hops = 0
+		case errors.As(err, &ae) && ae.Code == api.CodeUnavailable && readOnly[op]:
+			lastErr = ae
+		case errors.As(err, &ae):
+			return ae
+		case ctx.Err() != nil:
+			return deadlineError(op, lastErr)
+		case sent && !readOnly[op]:
+			return api.Errorf(api.CodeUnavailable, "%s to %s: %v (the outcome is unknown: the write may or may not have been applied)", op, target, err)
+		default:
+			lastErr = fmt.Errorf("%s: %w", target, err)
+			c.logger.Debug("client: node unreachable", "node", target.String(), "op", op, "err", err)
+			if fromHint {
+				c.clearLeaderHint()
+			}
+		}
+		c.advance()
+		if (tries+1)%len(c.peers) == 0 || fromHint {
+			select {
+			case <-ctx.Done():
+				return deadlineError(op, lastErr)
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Second)
+		}
+		if ctx.Err() != nil {
+			return deadlineError(op, lastErr)
+		}
+	}
+}
+
+func deadlineError(op string, last error) error {
+	if last == nil {
+		return api.Errorf(api.CodeUnavailable, "%s: deadline exceeded before any node answered", op)
+	}
+	var ae *api.Error
+	if errors.As(last, &ae) {
+		return ae
+	}
+	return api.Errorf(api.CodeUnavailable, "%s: cannot reach the cluster: %v", op, last)
+}
+
+// target returns the node to try now: the leader hint if any, else the
+// current ticket peer.
+func (c *Client) target() (transport.NodeAddr, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader != nil {
+		return *c.leader, true
+	}
+	return c.peers[c.next%len(c.peers)], false
+}
+
+func (c *Client) advance() {
+	c.mu.Lock()
+	c.next = (c.next + 1) % len(c.peers)
+	c.mu.Unlock()
+}
+
+func (c *Client) markGood(a transport.NodeAddr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.peers {
+		if p.Key == a.Key {
+			c.next = i
+		}
+	}
+}
+
+// setLeaderHint records a NOT_LEADER hint; it reports whether the hint names
+// a node other than the one that answered.
+func (c *Client) setLeaderHint(hint string, from transport.NodeAddr) bool {
+	if hint == "" {
+		c.clearLeaderHint()
+		return false
+	}
+	a, err := transport.ParseNodeAddr(hint)
+	if err != nil || a.Key == from.Key {
+		c.clearLeaderHint()
+		return false
+	}
+	c.mu.Lock()
+	c.leader = &a
+	c.mu.Unlock()
+	return true
+}
+
+func (c *Client) clearLeaderHint() {
+	c.mu.Lock()
+	c.leader = nil
+	c.mu.Unlock()
+}

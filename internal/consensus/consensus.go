@@ -1,0 +1,491 @@
+// Package consensus runs one Raft group (hashicorp/raft with a raft-wal log
+// and file snapshots) over a caller-supplied stream layer and state machine,
+// and offers what the node needs on top: proposals bounded by contexts,
+// linearizable read fences (ReadIndex), membership changes and metrics.
+//
+// It knows nothing of keys, QUIC or RPC: the state machine and the stream
+// layer come in through Open, and every error it returns for a request is an
+// *api.Error so the edge can send it as is.
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/aspen-dev/aspen/api"
+)
+
+// FSM is the state machine Raft drives. AppliedIndex is the last log index
+// it has durably applied; WaitApplied blocks until it reaches index.
+type FSM interface {
+	raft.BatchingFSM
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, index uint64) error
+}
+
+// Config configures a Raft node. Zero durations and counts take the defaults
+// of DefaultConfig.
+type Config struct {
+	NodeID uint64 // this node's Raft ID, > 0
+	Dir    string // holds wal/ and snapshots/
+	// Addr is this node's Raft address as peers dial it (NodeAddr text).
+	Addr raft.ServerAddress
+
+	HeartbeatTimeout   time.Duration // follower's wait for the leader before an election (default 500ms)
+	ElectionTimeout    time.Duration // candidate's wait for votes (default 500ms)
+	LeaderLeaseTimeout time.Duration // leader steps down after this without a quorum (default 250ms)
+	SnapshotInterval   time.Duration // how often to check whether to snapshot (default 30s)
+	SnapshotThreshold  uint64        // log entries since the last snapshot that trigger one (default 8192)
+	TrailingLogs       uint64        // log entries kept after a snapshot for slow followers (default 10240)
+	WALSegmentSize     int           // bytes per log segment file; compaction frees whole segments (default 64 MiB)
+	Logger             *slog.Logger
+}
+
+// DefaultConfig returns the defaults: sub-second failover on a LAN.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout <= 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	if c.LeaderLeaseTimeout <= 0 {
+		c.LeaderLeaseTimeout = min(d.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = d.SnapshotInterval
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == 0:
+		return errors.New("node id must be > 0")
+	case c.Dir == "":
+		return errors.New("raft directory is required")
+	case c.Addr == "":
+		return errors.New("raft address is required")
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("leader lease timeout %v must not exceed heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	return nil
+}
+
+// Node is a running Raft member.
+type Node struct {
+	cfg   Config
+	raft  *raft.Raft
+	fsm   FSM
+	trans *raft.NetworkTransport
+	wal   *walStore
+	snaps *raft.FileSnapshotStore
+	log   *slog.Logger
+
+	obsCh    chan raft.Observation
+	observer *raft.Observer
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex
+	readyTerm uint64        // term in which this leader committed a barrier
+	readyCh   chan struct{} // closed when readyTerm changes
+	closeOnce sync.Once
+}
+
+// ServerID is the Raft ID of a numeric node ID.
+func ServerID(id uint64) raft.ServerID { return raft.ServerID(strconv.FormatUint(id, 10)) }
+
+// ParseServerID is the inverse of ServerID.
+func ParseServerID(id raft.ServerID) uint64 {
+	n, _ := strconv.ParseUint(string(id), 10, 64)
+	return n
+}
+
+// Open starts Raft over stream with fsm. The FSM keeps its own state across
+// restarts, so Raft does not restore a snapshot at start unless the FSM is
+// behind the newest snapshot.
+func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("consensus: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "wal"), 0o700); err != nil {
+		return nil, fmt.Errorf("consensus: %w", err)
+	}
+	logs, err := openWAL(filepath.Join(cfg.Dir, "wal"), cfg.WALSegmentSize)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: opening raft log: %w", err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: os.Stderr, Level: hclog.Warn})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("consensus: opening snapshot store: %w", err)
+	}
+	if err := catchUpFromSnapshot(fsm, snaps, cfg.Logger); err != nil {
+		logs.Close()
+		return nil, err
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 4,
+		Timeout: 10 * time.Second,
+		Logger:  hlog,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	rc.NoSnapshotRestoreOnStart = true
+	rc.Logger = hlog
+
+	r, err := raft.NewRaft(rc, fsm, logs, logs, snaps, trans)
+	if err != nil {
+		trans.Close()
+		logs.Close()
+		return nil, fmt.Errorf("consensus: starting raft: %w", err)
+	}
+	n := &Node{
+		cfg: cfg, raft: r, fsm: fsm, trans: trans, wal: logs, snaps: snaps, log: cfg.Logger,
+		obsCh:   make(chan raft.Observation, 64),
+		stop:    make(chan struct{}),
+		readyCh: make(chan struct{}),
+	}
+	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.RaftState)
+		return ok
+	})
+	r.RegisterObserver(n.observer)
+	n.wg.Add(1)
+	go n.watchLeadership()
+	return n, nil
+}
+
+// walStore is a raft-wal log whose Close also closes its metadata database
+// (raft-wal's own Close leaves that file locked).
+type walStore struct {
+	*wal.WAL
+	meta *metadb.BoltMetaDB
+}
+
+func openWAL(dir string, segmentSize int) (*walStore, error) {
+	meta := &metadb.BoltMetaDB{}
+	if segmentSize <= 0 {
+		segmentSize = wal.DefaultSegmentSize
+	}
+	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithSegmentSize(segmentSize))
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	return &walStore{WAL: w, meta: meta}, nil
+}
+
+// Close closes the log and its metadata database.
+func (w *walStore) Close() error {
+	return errors.Join(w.WAL.Close(), w.meta.Close())
+}
+
+// catchUpFromSnapshot restores the newest snapshot into fsm when the FSM's
+// own state is older than it (for example a lost or replaced state file).
+func catchUpFromSnapshot(fsm FSM, snaps *raft.FileSnapshotStore, logger *slog.Logger) error {
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("consensus: listing snapshots: %w", err)
+	}
+	if len(list) == 0 || list[0].Index <= fsm.AppliedIndex() {
+		return nil
+	}
+	logger.Info("state machine behind newest snapshot; restoring", "applied", fsm.AppliedIndex(), "snapshot", list[0].Index)
+	_, rc, err := snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("consensus: opening snapshot %s: %w", list[0].ID, err)
+	}
+	if err := fsm.Restore(rc); err != nil {
+		return fmt.Errorf("consensus: restoring snapshot %s: %w", list[0].ID, err)
+	}
+	return nil
+}
+
+// HasState reports whether dir already holds Raft state (a log or a snapshot).
+func HasState(dir string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, "wal")); errors.Is(err, os.ErrNotExist) {
+		snaps, err := os.ReadDir(filepath.Join(dir, "snapshots"))
+		return err == nil && len(snaps) > 0, nil
+	}
+	logs, err := openWAL(filepath.Join(dir, "wal"), 0)
+	if err != nil {
+		return false, fmt.Errorf("opening raft log: %w", err)
+	}
+	defer logs.Close()
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	if err != nil {
+		return false, err
+	}
+	return raft.HasExistingState(logs, logs, snaps)
+}
+
+// SeedFromState writes a snapshot of the current FSM state into dir's
+// snapshot store, naming this node the single voter, so that a node started on
+// it continues from the FSM's applied index. It is how a new cluster starts
+// from a backup.
+func SeedFromState(dir string, nodeID uint64, addr raft.ServerAddress, fsm FSM) error {
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	if err != nil {
+		return fmt.Errorf("opening snapshot store: %w", err)
+	}
+	idx := fsm.AppliedIndex()
+	if idx == 0 {
+		return errors.New("backup holds no applied state")
+	}
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: ServerID(nodeID), Address: addr}}}
+	sink, err := snaps.Create(raft.SnapshotVersionMax, idx, 1, conf, idx, nil)
+	if err != nil {
+		return fmt.Errorf("creating snapshot: %w", err)
+	}
+	snap, err := fsm.Snapshot()
+	if err != nil {
+		sink.Cancel()
+		return fmt.Errorf("snapshotting state: %w", err)
+	}
+	defer snap.Release()
+	if err := snap.Persist(sink); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	return nil
+}
+
+// watchLeadership commits a barrier whenever this node becomes leader; once
+// it applies, the leader has committed an entry of its term and applied
+// everything before it, so it may serve linearizable reads.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-n.obsCh:
+			if o.Data.(raft.RaftState) != raft.Leader {
+				continue
+			}
+			term := n.raft.CurrentTerm()
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
+					n.log.Warn("leader barrier failed", "term", term, "err", err)
+					return
+				}
+				n.mu.Lock()
+				if term > n.readyTerm {
+					n.readyTerm = term
+					close(n.readyCh)
+					n.readyCh = make(chan struct{})
+				}
+				n.mu.Unlock()
+			}()
+		}
+	}
+}
+
+// Bootstrap makes this node the single voter of a new cluster. It fails
+// with CONFLICT when the node already has Raft state.
+func (n *Node) Bootstrap() error {
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: ServerID(n.cfg.NodeID), Address: n.cfg.Addr}}}
+	err := n.raft.BootstrapCluster(conf).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return api.Errorf(api.CodeConflict, "cluster already initialized")
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrapping: %w", err)
+	}
+	return nil
+}
+
+// Propose replicates cmd and returns the FSM's response for it once applied
+// on this node (the leader).
+func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
+	f := n.raft.Apply(cmd, timeoutOf(ctx, 30*time.Second))
+	if err := f.Error(); err != nil {
+		return nil, n.mapErr(err)
+	}
+	return f.Response(), nil
+}
+
+// ReadBarrier returns once a read of the local FSM is linearizable: this node
+// is the leader, has committed an entry of its term, has confirmed leadership
+// with a quorum after the read began, and has applied up to the commit index
+// seen at the start.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	if err := n.waitReady(ctx); err != nil {
+		return err
+	}
+	idx := n.raft.CommitIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return n.mapErr(err)
+	}
+	target := n.lastFSMIndex(idx)
+	if err := n.fsm.WaitApplied(ctx, target); err != nil {
+		return api.Errorf(api.CodeUnavailable, "waiting for index %d to apply: %v", target, err)
+	}
+	return nil
+}
+
+// lastFSMIndex returns the highest index <= idx of an entry the FSM applies.
+// Raft never hands no-op and barrier entries to the FSM, so its applied
+// index stops at the last command or configuration before them.
+func (n *Node) lastFSMIndex(idx uint64) uint64 {
+	applied := n.fsm.AppliedIndex()
+	for i := idx; i > applied; i-- {
+		var l raft.Log
+		if err := n.wal.GetLog(i, &l); err != nil {
+			return i // cannot tell: wait for it
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return applied
+}
+
+func (n *Node) waitReady(ctx context.Context) error {
+	for {
+		term := n.raft.CurrentTerm()
+		n.mu.Lock()
+		ready, ch := n.readyTerm >= term, n.readyCh
+		n.mu.Unlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return api.Errorf(api.CodeUnavailable, "new leader has not committed its first entry yet")
+		case <-time.After(50 * time.Millisecond):
+			if n.raft.State() != raft.Leader {
+				return n.notLeader()
+			}
+		}
+	}
+}
+
+// IsLeader reports whether this node is the leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's address and numeric ID, or zero values.
+func (n *Node) Leader() (raft.ServerAddress, uint64) {
+	addr, id := n.raft.LeaderWithID()
+	return addr, ParseServerID(id)
+}
+
+// Initialized reports whether this node knows a configuration (it was
+// bootstrapped or learned one by replication).
+func (n *Node) Initialized() bool {
+	servers, err := n.Servers()
+	return err == nil && len(servers) > 0
+}
+
+// Servers returns the current membership.
+func (n *Node) Servers() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, n.mapErr(err)
+	}
+	return f.Configuration().Servers, nil
+}
+
+func (n *Node) notLeader() error {
+	addr, _ := n.raft.LeaderWithID()
+	return &api.Error{Code: api.CodeNotLeader, Message: "this node is not the leader", Leader: string(addr)}
+}
+
+// mapErr turns Raft errors into wire errors.
+func (n *Node) mapErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrNotVoter):
+		return n.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return api.Errorf(api.CodeUnavailable, "leadership lost while committing; the outcome is unknown")
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return api.Errorf(api.CodeUnavailable, "timed out queueing the request to Raft")
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return api.Errorf(api.CodeUnavailable, "node is shutting down")
+	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return api.Errorf(api.CodeUnavailable, "leadership transfer in progress")
+	}
+	return err
+}
+
+func timeoutOf(ctx context.Context, def time.Duration) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		if t := time.Until(d); t > 0 {
+			return t
+		}
+		return time.Millisecond
+	}
+	return def
+}
+
+// Shutdown stops Raft and closes the log. It is idempotent.
+func (n *Node) Shutdown() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		err = n.raft.Shutdown().Error()
+		n.raft.DeregisterObserver(n.observer)
+		n.wg.Wait()
+		if cerr := n.trans.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if cerr := n.wal.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	})
+	return err
+}

@@ -1,0 +1,415 @@
+package kv
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+)
+
+// Apply applies one log; see ApplyBatch.
+func (s *Store) Apply(l *raft.Log) interface{} {
+	return s.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies logs in order in one bbolt write transaction (one fsync)
+// together with the new applied index, and returns one result per log: a
+// *ApplyResult for each command log applied, nil for a log at or below the
+// stored applied index (already applied before a restart) and for
+// configuration and other non-command logs, which only advance the applied
+// index. A command that fails validation or fails mid-transaction applies
+// nothing and reports Err; the other commands of the batch are unaffected.
+//
+// A storage failure is fatal: Raft already counts the entries as applied, so
+// ApplyBatch panics rather than let this replica diverge. On restart the
+// entries after the stored applied index are applied again.
+//
+// Raft calls ApplyBatch from its FSM goroutine only; reads may run
+// concurrently.
+func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
+	results := make([]interface{}, len(logs))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		for i, l := range logs {
+			if l.Type == raft.LogCommand {
+				results[i] = &ApplyResult{Err: fmt.Errorf("kv: apply index %d: %w", l.Index, ErrClosed)}
+			}
+		}
+		s.logger.Error("kv apply on a closed store", "logs", len(logs))
+		return results
+	}
+	prev := s.applied.Load()
+	last := prev
+	for _, l := range logs {
+		if l.Index > last {
+			last = l.Index
+		}
+	}
+	if last == prev {
+		return results // everything already applied
+	}
+	last = prev
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		a := applier{kv: tx.Bucket(bucketKV), ttl: tx.Bucket(bucketTTL)}
+		for i, l := range logs {
+			if l.Index <= last {
+				continue
+			}
+			if l.Type == raft.LogCommand {
+				res, err := a.applyCommand(l.Index, l.Data)
+				if err != nil {
+					return fmt.Errorf("apply index %d: %w", l.Index, err)
+				}
+				results[i] = res
+			}
+			last = l.Index
+		}
+		return tx.Bucket(bucketMeta).Put(keyApplied, u64(last))
+	})
+	if err != nil {
+		msg := fmt.Sprintf("kv: apply indexes %d..%d to %s: %v", prev+1, last, s.path, err)
+		s.logger.Error("kv apply failed; stopping", "error", msg)
+		panic(msg)
+	}
+	s.setApplied(last)
+	return results
+}
+
+// applier applies commands inside one bbolt write transaction.
+type applier struct {
+	kv, ttl *bbolt.Bucket
+}
+
+// applyCommand decodes, validates and applies one command. A returned error is
+// a storage failure that must abort the whole batch; a bad command yields an
+// ApplyResult with Err.
+func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) {
+	cmd, err := DecodeCommand(data)
+	if err != nil {
+		return &ApplyResult{Err: api.Errorf(api.CodeInvalidArgument, "command at index %d: %v", index, err)}, nil
+	}
+	if err := validateCommand(cmd); err != nil {
+		return &ApplyResult{Err: err}, nil
+	}
+	if cmd.Txn != nil {
+		o := &overlay{kv: a.kv, nowMs: cmd.NowMs, index: index, writes: map[string]*record{}}
+		resp, opErr, err := o.txn(cmd.Txn)
+		if err != nil {
+			return nil, err
+		}
+		if opErr != nil {
+			return &ApplyResult{Err: opErr}, nil
+		}
+		if err := a.commit(o.writes); err != nil {
+			return nil, err
+		}
+		return &ApplyResult{Txn: resp}, nil
+	}
+	n, err := a.expire(cmd.NowMs, cmd.Expire)
+	if err != nil {
+		return nil, err
+	}
+	return &ApplyResult{Expired: n}, nil
+}
+
+// expire deletes each key whose record still has the given ModRevision and is
+// expired at nowMs, and returns how many it deleted.
+func (a *applier) expire(nowMs int64, keys []ExpiredKey) (int, error) {
+	n := 0
+	for _, e := range keys {
+		raw := a.kv.Get(e.Key)
+		if raw == nil {
+			continue
+		}
+		r, err := decodeRecord(e.Key, raw)
+		if err != nil {
+			return n, err
+		}
+		if r.ModRevision != e.ModRevision || r.live(nowMs) {
+			continue
+		}
+		if err := a.write(string(e.Key), nil); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// commit writes the pending writes of a transaction in key order.
+func (a *applier) commit(writes map[string]*record) error {
+	keys := make([]string, 0, len(writes))
+	for k := range writes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := a.write(k, writes[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write stores r under key (nil r deletes it), keeping the TTL index in step.
+func (a *applier) write(key string, r *record) error {
+	k := []byte(key)
+	if raw := a.kv.Get(k); raw != nil {
+		old, err := decodeRecord(k, raw)
+		if err != nil {
+			return err
+		}
+		if old.ExpiresAtMs != 0 {
+			if err := a.ttl.Delete(ttlKey(old.ExpiresAtMs, k)); err != nil {
+				return fmt.Errorf("kv: delete ttl entry of key %q: %w", k, err)
+			}
+		}
+		if r == nil {
+			if err := a.kv.Delete(k); err != nil {
+				return fmt.Errorf("kv: delete key %q: %w", k, err)
+			}
+		}
+	}
+	if r == nil {
+		return nil
+	}
+	b, err := encodeRecord(r)
+	if err != nil {
+		return err
+	}
+	if err := a.kv.Put(k, b); err != nil {
+		return fmt.Errorf("kv: put key %q: %w", k, err)
+	}
+	if r.ExpiresAtMs != 0 {
+		if err := a.ttl.Put(ttlKey(r.ExpiresAtMs, k), []byte{}); err != nil {
+			return fmt.Errorf("kv: put ttl entry of key %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// overlay is the view of one transaction: its pending writes over the bucket.
+// Nothing reaches the bucket until the whole transaction succeeded.
+type overlay struct {
+	kv     *bbolt.Bucket
+	nowMs  int64
+	index  uint64
+	writes map[string]*record // nil = deleted
+}
+
+// get returns the live record of key, or nil.
+func (o *overlay) get(key []byte) (*record, error) {
+	r, ok := o.writes[string(key)]
+	if !ok {
+		raw := o.kv.Get(key)
+		if raw == nil {
+			return nil, nil
+		}
+		var err error
+		if r, err = decodeRecord(key, raw); err != nil {
+			return nil, err
+		}
+	}
+	if r == nil || !r.live(o.nowMs) {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// put records a write of value to key and returns the new record.
+func (o *overlay) put(key, value []byte, ttlMs int64) (*record, error) {
+	old, err := o.get(key)
+	if err != nil {
+		return nil, err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	r := &record{Value: value, Version: 1, CreateRevision: o.index, ModRevision: o.index}
+	if old != nil {
+		r.Version = old.Version + 1
+		r.CreateRevision = old.CreateRevision
+	}
+	if ttlMs > 0 {
+		r.ExpiresAtMs = o.nowMs + ttlMs // validateCommand bounds NowMs so this cannot overflow
+	}
+	o.writes[string(key)] = r
+	return r, nil
+}
+
+// txn evaluates t. opErr (an *api.Error) means an operation failed and the
+// transaction must apply nothing; err is a storage failure.
+func (o *overlay) txn(t *api.TxnRequest) (resp *api.TxnResponse, opErr, err error) {
+	resp = &api.TxnResponse{Succeeded: true, FailedCompare: -1, Revision: o.index}
+	for i := range t.Compares {
+		c := &t.Compares[i]
+		r, err := o.get(c.Key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !compareHolds(c, r) {
+			resp.Succeeded, resp.FailedCompare = false, i
+			break
+		}
+	}
+	branch, name := t.Success, "success"
+	if !resp.Succeeded {
+		branch, name = t.Failure, "failure"
+	}
+	if len(branch) > 0 {
+		resp.Results = make([]api.TxnOpResult, len(branch))
+	}
+	for i := range branch {
+		res, opErr, err := o.op(&branch[i])
+		if err != nil || opErr != nil {
+			if opErr != nil {
+				opErr = api.Errorf(api.CodeInvalidArgument, "%s[%d] (%s %q): %s", name, i, branch[i].Kind, branch[i].Key, opErr.Error())
+			}
+			return nil, opErr, err
+		}
+		resp.Results[i] = res
+	}
+	return resp, nil, nil
+}
+
+// op runs one operation against the overlay.
+func (o *overlay) op(op *api.TxnOp) (res api.TxnOpResult, opErr, err error) {
+	res.Kind = op.Kind
+	switch op.Kind {
+	case api.TxnPut:
+		_, err = o.put(op.Key, op.Value, op.TTLMs)
+	case api.TxnDelete:
+		var r *record
+		if r, err = o.get(op.Key); err == nil {
+			if r != nil {
+				res.Deleted = 1
+			}
+			o.writes[string(op.Key)] = nil
+		}
+	case api.TxnDeleteRange:
+		var keys []string
+		err = scanLive(o.kv, o.writes, op.Key, nil, o.nowMs, func(k []byte, _ *record) (bool, error) {
+			keys = append(keys, string(k))
+			return true, nil
+		})
+		for _, k := range keys {
+			o.writes[k] = nil
+		}
+		res.Deleted = int64(len(keys))
+	case api.TxnGet:
+		var r *record
+		if r, err = o.get(op.Key); err == nil && r != nil {
+			res.KVs = []api.KeyValue{r.toKV(op.Key)}
+		}
+	case api.TxnRange:
+		limit := clampLimit(op.Limit)
+		err = scanLive(o.kv, o.writes, op.Key, nil, o.nowMs, func(k []byte, r *record) (bool, error) {
+			if len(res.KVs) == limit {
+				res.More = true
+				return false, nil
+			}
+			res.KVs = append(res.KVs, r.toKV(k))
+			return true, nil
+		})
+	case api.TxnAdd:
+		var r *record
+		if r, err = o.get(op.Key); err != nil {
+			break
+		}
+		var cur int64
+		if r != nil {
+			if cur, err = strconv.ParseInt(string(r.Value), 10, 64); err != nil {
+				return res, fmt.Errorf("value %q is not a decimal int64", truncate(r.Value)), nil
+			}
+		}
+		if (op.Delta > 0 && cur > math.MaxInt64-op.Delta) || (op.Delta < 0 && cur < math.MinInt64-op.Delta) {
+			return res, fmt.Errorf("%d + %d overflows int64", cur, op.Delta), nil
+		}
+		if r, err = o.put(op.Key, []byte(strconv.FormatInt(cur+op.Delta, 10)), op.TTLMs); err == nil {
+			res.KVs = []api.KeyValue{r.toKV(op.Key)}
+		}
+	default:
+		// ValidateTxn rejects unknown kinds before evaluation.
+		return res, fmt.Errorf("unknown kind %q", op.Kind), nil
+	}
+	return res, nil, err
+}
+
+func truncate(v []byte) []byte {
+	const n = 32
+	if len(v) > n {
+		return v[:n]
+	}
+	return v
+}
+
+// compareHolds reports whether c holds for r (nil = absent). An absent key has
+// version and revisions 0 and never satisfies a value comparison.
+func compareHolds(c *api.Compare, r *record) bool {
+	var cmp int
+	switch c.Target {
+	case api.TargetValue:
+		if r == nil {
+			return false
+		}
+		cmp = bytes.Compare(r.Value, c.Value)
+	case api.TargetVersion:
+		var v int64
+		if r != nil {
+			v = r.Version
+		}
+		cmp = cmpInt(v, c.Number)
+	case api.TargetCreateRevision, api.TargetModRevision:
+		var v uint64
+		if r != nil {
+			v = r.CreateRevision
+			if c.Target == api.TargetModRevision {
+				v = r.ModRevision
+			}
+		}
+		cmp = cmpUint(v, c.Number)
+	default:
+		return false
+	}
+	switch c.Result {
+	case api.Equal:
+		return cmp == 0
+	case api.NotEqual:
+		return cmp != 0
+	case api.Less:
+		return cmp < 0
+	case api.Greater:
+		return cmp > 0
+	}
+	return false
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// cmpUint compares a revision with a signed number without overflow.
+func cmpUint(a uint64, b int64) int {
+	if b < 0 {
+		return 1
+	}
+	switch ub := uint64(b); {
+	case a < ub:
+		return -1
+	case a > ub:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,42 @@
+// Package kv owns Aspen's replicated key/value state machine: the one Raft
+// command type, its validation, and the bbolt file that holds every key, the
+// TTL index and the last applied Raft index.
+//
+// # Model
+//
+// Every write is a Command appended to the Raft log. A Command carries either
+// a transaction (compares, then a success or failure branch of operations) or
+// a list of keys the leader's TTL sweeper found expired, plus the leader's
+// wall clock when it proposed (NowMs). The state machine never reads a clock
+// or randomness: applying the same log entries to two stores produces the same
+// keys, records and results. The revision of a write is the Raft index of its
+// command.
+//
+// A key whose record has ExpiresAtMs != 0 && ExpiresAtMs <= now is absent for
+// every read, compare and operation, even while its record still sits in the
+// file waiting for an Expire command to remove it.
+//
+// # Storage
+//
+// The bbolt file has three buckets:
+//
+//   - "kv": key → record (CBOR with integer keys: value, version,
+//     create revision, mod revision, expiry);
+//   - "ttl": 8-byte big-endian expiry (unix ms) followed by the key → empty,
+//     one entry for each record with an expiry;
+//   - "meta": "applied_index" → 8-byte big-endian Raft index.
+//
+// The applied index is written in the same bbolt transaction as the data it
+// covers, so after a crash the store and its applied index agree, and log
+// entries at or below it are skipped rather than applied twice.
+//
+// # Concurrency
+//
+// Store implements raft.BatchingFSM. Raft calls Apply, ApplyBatch, Snapshot
+// and Restore from its single FSM goroutine; FSMSnapshot.Persist runs on
+// another goroutine concurrently with later applies. Reads (Get, BatchGet,
+// Scan, Expired, Backup), AppliedIndex and WaitApplied may be called from any
+// goroutine at any time, concurrently with all of the above. A
+// sync.RWMutex guards the *bbolt.DB pointer: reads and applies hold it shared,
+// Restore and Close hold it exclusively while they swap or close the file.
+package kv

@@ -1,0 +1,297 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/internal/kv"
+	"github.com/aspen-dev/aspen/internal/rpc"
+)
+
+// registerKV registers the key/value operations. Each one is a thin layer:
+// validate at the edge, turn the request into a transaction (writes) or a
+// local read behind a read fence (reads), and shape the answer.
+func (n *Node) registerKV() {
+	rpc.Handle(n.reg, api.OpKVGet, n.kvGet)
+	rpc.Handle(n.reg, api.OpKVPut, n.kvPut)
+	rpc.Handle(n.reg, api.OpKVDelete, n.kvDelete)
+	rpc.Handle(n.reg, api.OpKVCAS, n.kvCAS)
+	rpc.Handle(n.reg, api.OpKVCAD, n.kvCAD)
+	rpc.Handle(n.reg, api.OpKVScan, n.kvScan)
+	rpc.Handle(n.reg, api.OpKVBatchRead, n.kvBatchRead)
+	rpc.Handle(n.reg, api.OpKVBatchWrite, n.kvBatchWrite)
+	rpc.Handle(n.reg, api.OpKVConditionalBatch, n.kvConditionalBatch)
+	rpc.Handle(n.reg, api.OpKVTxn, n.kvTxn)
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+// requireInit answers NOT_INITIALIZED until this node knows a membership.
+func (n *Node) requireInit() error {
+	if !n.raft.Initialized() {
+		return api.Errorf(api.CodeNotInitialized, "cluster not initialized: run `aspen-cli cluster init` on one node, or add this node to a cluster")
+	}
+	return nil
+}
+
+// readFence makes a following local read linearizable, unless the request
+// asked for a stale read. On a follower it returns NOT_LEADER so the RPC
+// layer forwards the read to the leader.
+func (n *Node) readFence(ctx context.Context, c api.Consistency) error {
+	if err := n.requireInit(); err != nil {
+		return err
+	}
+	switch c {
+	case "", api.Linearizable:
+		return n.raft.ReadBarrier(ctx)
+	case api.Stale:
+		return nil
+	default:
+		return api.Errorf(api.CodeInvalidArgument, "consistency %q: expected %q or %q", c, api.Linearizable, api.Stale)
+	}
+}
+
+// propose validates a transaction, stamps it with the leader's clock,
+// replicates it and returns its result.
+func (n *Node) propose(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error) {
+	if err := n.requireInit(); err != nil {
+		return nil, err
+	}
+	if err := kv.ValidateTxn(txn); err != nil {
+		return nil, err
+	}
+	res, err := n.apply(ctx, &kv.Command{NowMs: nowMs(), Txn: txn})
+	if err != nil {
+		return nil, err
+	}
+	return res.Txn, nil
+}
+
+func (n *Node) apply(ctx context.Context, cmd *kv.Command) (*kv.ApplyResult, error) {
+	b, err := kv.EncodeCommand(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encoding command: %w", err)
+	}
+	start := time.Now()
+	out, err := n.raft.Propose(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	n.metrics.commit.Observe(time.Since(start).Seconds())
+	res, ok := out.(*kv.ApplyResult)
+	if !ok || res == nil {
+		return nil, api.Errorf(api.CodeInternal, "state machine returned %T", out)
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res, nil
+}
+
+func checkKey(key []byte) error {
+	if len(key) == 0 {
+		return api.Errorf(api.CodeInvalidArgument, "key is empty")
+	}
+	if len(key) > api.MaxKeySize {
+		return api.Errorf(api.CodeInvalidArgument, "key is %d bytes; the limit is %d", len(key), api.MaxKeySize)
+	}
+	return nil
+}
+
+func (n *Node) kvGet(ctx context.Context, req *api.GetRequest) (*api.GetResponse, error) {
+	if err := checkKey(req.Key); err != nil {
+		return nil, err
+	}
+	if err := n.readFence(ctx, req.Consistency); err != nil {
+		return nil, err
+	}
+	kv, rev, err := n.store.Get(req.Key, nowMs())
+	if err != nil {
+		return nil, err
+	}
+	return &api.GetResponse{KV: kv, Revision: rev}, nil
+}
+
+func (n *Node) kvPut(ctx context.Context, req *api.PutRequest) (*api.PutResponse, error) {
+	res, err := n.propose(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnPut, Key: req.Key, Value: req.Value, TTLMs: req.TTLMs}}})
+	if err != nil {
+		return nil, err
+	}
+	return &api.PutResponse{Revision: res.Revision}, nil
+}
+
+func (n *Node) kvDelete(ctx context.Context, req *api.DeleteRequest) (*api.DeleteResponse, error) {
+	res, err := n.propose(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnDelete, Key: req.Key}}})
+	if err != nil {
+		return nil, err
+	}
+	return &api.DeleteResponse{Existed: res.Results[0].Deleted > 0, Revision: res.Revision}, nil
+}
+
+func (n *Node) kvCAS(ctx context.Context, req *api.CASRequest) (*api.CASResponse, error) {
+	cmp := api.Compare{Key: req.Key, Target: api.TargetValue, Result: api.Equal, Value: req.Expected}
+	if req.MustNotExist {
+		cmp = api.Compare{Key: req.Key, Target: api.TargetVersion, Result: api.Equal, Number: 0}
+	}
+	return n.compareAnd(ctx, cmp, api.TxnOp{Kind: api.TxnPut, Key: req.Key, Value: req.NewValue})
+}
+
+func (n *Node) kvCAD(ctx context.Context, req *api.CADRequest) (*api.CASResponse, error) {
+	if len(req.Expected) == 0 {
+		return nil, api.Errorf(api.CodeInvalidArgument, "expected value is empty: compare-and-delete needs the value the key must hold")
+	}
+	cmp := api.Compare{Key: req.Key, Target: api.TargetValue, Result: api.Equal, Value: req.Expected}
+	return n.compareAnd(ctx, cmp, api.TxnOp{Kind: api.TxnDelete, Key: req.Key})
+}
+
+// compareAnd runs op if cmp holds, else reads the key to report it.
+func (n *Node) compareAnd(ctx context.Context, cmp api.Compare, op api.TxnOp) (*api.CASResponse, error) {
+	res, err := n.propose(ctx, &api.TxnRequest{
+		Compares: []api.Compare{cmp},
+		Success:  []api.TxnOp{op},
+		Failure:  []api.TxnOp{{Kind: api.TxnGet, Key: cmp.Key}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &api.CASResponse{Succeeded: res.Succeeded, Revision: res.Revision}
+	if !res.Succeeded && len(res.Results) == 1 && len(res.Results[0].KVs) == 1 {
+		kv := res.Results[0].KVs[0]
+		out.Actual = &kv
+	}
+	return out, nil
+}
+
+// scanToken is the opaque continuation token: the last key returned.
+func scanToken(key []byte) string { return base64.RawURLEncoding.EncodeToString(key) }
+
+func (n *Node) kvScan(ctx context.Context, req *api.ScanRequest) (*api.ScanResponse, error) {
+	if len(req.Prefix) > api.MaxKeySize {
+		return nil, api.Errorf(api.CodeInvalidArgument, "prefix is %d bytes; the limit is %d", len(req.Prefix), api.MaxKeySize)
+	}
+	limit := req.Limit
+	switch {
+	case limit == 0:
+		limit = api.DefaultScanLimit
+	case limit < 0 || limit > api.MaxScanLimit:
+		return nil, api.Errorf(api.CodeInvalidArgument, "limit %d: must be between 1 and %d", limit, api.MaxScanLimit)
+	}
+	var after []byte
+	if req.ContinuationToken != "" {
+		var err error
+		after, err = base64.RawURLEncoding.DecodeString(req.ContinuationToken)
+		if err != nil || !bytes.HasPrefix(after, req.Prefix) {
+			return nil, api.Errorf(api.CodeInvalidArgument, "continuation token is not from a scan of this prefix")
+		}
+	}
+	if err := n.readFence(ctx, req.Consistency); err != nil {
+		return nil, err
+	}
+	entries, more, rev, err := n.store.Scan(req.Prefix, after, limit, nowMs())
+	if err != nil {
+		return nil, err
+	}
+	out := &api.ScanResponse{Entries: entries, Revision: rev}
+	if more && len(entries) > 0 {
+		out.ContinuationToken = scanToken(entries[len(entries)-1].Key)
+	}
+	return out, nil
+}
+
+func (n *Node) kvBatchRead(ctx context.Context, req *api.BatchReadRequest) (*api.BatchReadResponse, error) {
+	if len(req.Keys) == 0 || len(req.Keys) > api.MaxBatchOps {
+		return nil, api.Errorf(api.CodeInvalidArgument, "batch read of %d keys: must be between 1 and %d", len(req.Keys), api.MaxBatchOps)
+	}
+	for i, k := range req.Keys {
+		if err := checkKey(k); err != nil {
+			return nil, api.Errorf(api.CodeInvalidArgument, "keys[%d]: %s", i, err.(*api.Error).Message)
+		}
+	}
+	if err := n.readFence(ctx, req.Consistency); err != nil {
+		return nil, err
+	}
+	kvs, rev, err := n.store.BatchGet(req.Keys, nowMs())
+	if err != nil {
+		return nil, err
+	}
+	out := &api.BatchReadResponse{Revision: rev, Results: make([]api.BatchReadItem, len(req.Keys))}
+	for i, k := range req.Keys {
+		out.Results[i] = api.BatchReadItem{Key: k, KV: kvs[i]}
+	}
+	return out, nil
+}
+
+// writeOps turns batch writes into transaction operations.
+func writeOps(ops []api.WriteOp) ([]api.TxnOp, error) {
+	if len(ops) == 0 || len(ops) > api.MaxBatchOps {
+		return nil, api.Errorf(api.CodeInvalidArgument, "batch of %d operations: must be between 1 and %d", len(ops), api.MaxBatchOps)
+	}
+	out := make([]api.TxnOp, len(ops))
+	for i, op := range ops {
+		switch op.Kind {
+		case api.WriteSet:
+			out[i] = api.TxnOp{Kind: api.TxnPut, Key: op.Key, Value: op.Value, TTLMs: op.TTLMs}
+		case api.WriteDelete:
+			out[i] = api.TxnOp{Kind: api.TxnDelete, Key: op.Key}
+		default:
+			return nil, api.Errorf(api.CodeInvalidArgument, "ops[%d]: unknown kind %q (want %q or %q)", i, op.Kind, api.WriteSet, api.WriteDelete)
+		}
+	}
+	return out, nil
+}
+
+func (n *Node) kvBatchWrite(ctx context.Context, req *api.BatchWriteRequest) (*api.BatchWriteResponse, error) {
+	ops, err := writeOps(req.Ops)
+	if err != nil {
+		return nil, err
+	}
+	res, err := n.propose(ctx, &api.TxnRequest{Success: ops})
+	if err != nil {
+		return nil, err
+	}
+	return &api.BatchWriteResponse{OperationsApplied: len(ops), Revision: res.Revision}, nil
+}
+
+func (n *Node) kvConditionalBatch(ctx context.Context, req *api.ConditionalBatchRequest) (*api.ConditionalBatchResponse, error) {
+	ops, err := writeOps(req.Ops)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Conditions) > api.MaxBatchOps {
+		return nil, api.Errorf(api.CodeInvalidArgument, "%d conditions: the limit is %d", len(req.Conditions), api.MaxBatchOps)
+	}
+	cmps := make([]api.Compare, len(req.Conditions))
+	for i, c := range req.Conditions {
+		switch c.Kind {
+		case api.CondValueEquals:
+			cmps[i] = api.Compare{Key: c.Key, Target: api.TargetValue, Result: api.Equal, Value: c.Expected}
+		case api.CondKeyExists:
+			cmps[i] = api.Compare{Key: c.Key, Target: api.TargetVersion, Result: api.Greater, Number: 0}
+		case api.CondKeyNotExists:
+			cmps[i] = api.Compare{Key: c.Key, Target: api.TargetVersion, Result: api.Equal, Number: 0}
+		default:
+			return nil, api.Errorf(api.CodeInvalidArgument, "conditions[%d]: unknown kind %q", i, c.Kind)
+		}
+	}
+	res, err := n.propose(ctx, &api.TxnRequest{Compares: cmps, Success: ops})
+	if err != nil {
+		return nil, err
+	}
+	out := &api.ConditionalBatchResponse{ConditionsMet: res.Succeeded, FailedConditionIndex: -1, Revision: res.Revision}
+	if res.Succeeded {
+		out.OperationsApplied = len(ops)
+	} else {
+		out.FailedConditionIndex = res.FailedCompare
+		c := req.Conditions[res.FailedCompare]
+		out.FailedConditionReason = fmt.Sprintf("%s failed for key %q", c.Kind, c.Key)
+	}
+	return out, nil
+}
+
+func (n *Node) kvTxn(ctx context.Context, req *api.TxnRequest) (*api.TxnResponse, error) {
+	return n.propose(ctx, req)
+}

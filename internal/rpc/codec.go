@@ -1,0 +1,104 @@
+package rpc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/aspen-dev/aspen/api"
+)
+
+// MaxFrameSize bounds one envelope: a 100-operation batch of 1 MiB values
+// does not fit, so batches are also bounded by size at the edge.
+const MaxFrameSize = 16 << 20
+
+// Request is the envelope of a call.
+type Request struct {
+	Op        string          `cbor:"op"`
+	Auth      []byte          `cbor:"auth,omitempty"`  // proof of the client credential bound to this connection
+	Token     string          `cbor:"token,omitempty"` // capability token (reserved)
+	Forwarded bool            `cbor:"fwd,omitempty"`   // set by a follower forwarding to the leader
+	Body      cbor.RawMessage `cbor:"body,omitempty"`
+}
+
+// Response is the envelope of an answer: a body or an error.
+type Response struct {
+	Body  cbor.RawMessage `cbor:"body,omitempty"`
+	Error *api.Error      `cbor:"error,omitempty"`
+}
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		MaxArrayElements: 1 << 20,
+		MaxMapPairs:      1 << 16,
+		MaxNestedLevels:  32,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Marshal encodes v as deterministic CBOR.
+func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// Unmarshal decodes CBOR into v with the protocol's limits.
+func Unmarshal(b []byte, v any) error { return decMode.Unmarshal(b, v) }
+
+// ErrFrameTooLarge is returned when a frame's length prefix exceeds the limit.
+var ErrFrameTooLarge = api.Errorf(api.CodeResourceExhausted, "message larger than the %d-byte limit", MaxFrameSize)
+
+// WriteFrame writes v as a 4-byte big-endian length followed by its CBOR encoding.
+func WriteFrame(w io.Writer, v any) error {
+	b, err := Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	if len(b) > MaxFrameSize {
+		return ErrFrameTooLarge
+	}
+	buf := make([]byte, 4+len(b))
+	binary.BigEndian.PutUint32(buf, uint32(len(b)))
+	copy(buf[4:], b)
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("writing frame: %w", err)
+	}
+	return nil
+}
+
+// ReadFrame reads one frame written by WriteFrame into v. It never allocates
+// more than the announced length, and refuses lengths above MaxFrameSize.
+func ReadFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading frame header: %w", io.ErrUnexpectedEOF)
+		}
+		return fmt.Errorf("reading frame header: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxFrameSize {
+		return fmt.Errorf("frame of %d bytes: %w", n, ErrFrameTooLarge)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return fmt.Errorf("reading %d-byte frame: %w", n, err)
+	}
+	if err := Unmarshal(b, v); err != nil {
+		return api.Errorf(api.CodeInvalidArgument, "decoding frame: %v", err)
+	}
+	return nil
+}

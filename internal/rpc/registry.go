@@ -1,0 +1,91 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/aspen-dev/aspen/api"
+)
+
+// Registry maps operation names to handlers. Register everything before
+// serving; after that it is read-only and safe for concurrent use.
+type Registry struct {
+	ops map[string]*entry
+}
+
+type entry struct {
+	newReq func() any
+	// exactly one of call and stream is set
+	call   func(ctx context.Context, req any) (any, error)
+	stream func(ctx context.Context, req any, w io.Writer) error
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{ops: make(map[string]*entry)} }
+
+// Handle registers a unary operation. It panics if op is registered twice,
+// which is a programming error caught at start-up.
+func Handle[Req, Resp any](r *Registry, op string, h func(context.Context, *Req) (*Resp, error)) {
+	r.add(op, &entry{
+		newReq: func() any { return new(Req) },
+		call: func(ctx context.Context, req any) (any, error) {
+			return h(ctx, req.(*Req))
+		},
+	})
+}
+
+// HandleStream registers an operation whose answer is a byte stream written
+// to w after an empty success response.
+func HandleStream[Req any](r *Registry, op string, h func(context.Context, *Req, io.Writer) error) {
+	r.add(op, &entry{
+		newReq: func() any { return new(Req) },
+		stream: func(ctx context.Context, req any, w io.Writer) error {
+			return h(ctx, req.(*Req), w)
+		},
+	})
+}
+
+func (r *Registry) add(op string, e *entry) {
+	if _, dup := r.ops[op]; dup {
+		panic(fmt.Sprintf("rpc: operation %q registered twice", op))
+	}
+	r.ops[op] = e
+}
+
+// Ops lists the registered operation names in order.
+func (r *Registry) Ops() []string {
+	names := make([]string, 0, len(r.ops))
+	for n := range r.ops {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (r *Registry) lookup(op string) (*entry, error) {
+	e, ok := r.ops[op]
+	if !ok {
+		return nil, api.Errorf(api.CodeUnimplemented, "unknown operation %q", op)
+	}
+	return e, nil
+}
+
+// Invoke decodes body with decode into the operation's request type and
+// calls a unary handler. It is how non-QUIC surfaces (the HTTP gateway) call
+// operations.
+func (r *Registry) Invoke(ctx context.Context, op string, decode func(any) error) (any, error) {
+	e, err := r.lookup(op)
+	if err != nil {
+		return nil, err
+	}
+	if e.call == nil {
+		return nil, api.Errorf(api.CodeUnimplemented, "operation %q streams its answer; use the native protocol", op)
+	}
+	req := e.newReq()
+	if err := decode(req); err != nil {
+		return nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", op, err)
+	}
+	return e.call(ctx, req)
+}

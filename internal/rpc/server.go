@@ -1,0 +1,222 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/internal/auth"
+)
+
+// Conn is the part of a transport connection the server uses.
+type Conn interface {
+	AcceptStream(ctx context.Context) (*quic.Stream, error)
+	Exporter() ([]byte, error)
+	Context() context.Context
+}
+
+// Server serves a Registry on accepted connections. Its fields are set once
+// before the first ServeConn.
+type Server struct {
+	Registry *Registry
+	// Credential is the cluster's client credential; each request must carry
+	// auth.Proof(Credential, connection exporter).
+	Credential []byte
+	// Forward, when set, receives requests that failed with NOT_LEADER and were
+	// not forwarded already; its response is returned to the caller as is.
+	Forward func(ctx context.Context, req *Request) (*Response, error)
+	// Observe, when set, is called after every call with its outcome.
+	Observe func(op string, code api.Code, elapsed time.Duration)
+	// ReadTimeout bounds the time to receive a request (default 10s), so a
+	// client that opens streams and never writes cannot hold them.
+	ReadTimeout time.Duration
+	// CallTimeout bounds one handler call (default 60s).
+	CallTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// ServeConn accepts streams on c until it closes; each stream is one call,
+// served in its own goroutine. It returns when c is done and all its calls
+// have finished.
+func (s *Server) ServeConn(ctx context.Context, c Conn) {
+	var (
+		wg       sync.WaitGroup
+		authOnce sync.Once
+		authed   bool
+	)
+	verify := func(proof []byte) bool {
+		authOnce.Do(func() {
+			exp, err := c.Exporter()
+			authed = err == nil && auth.VerifyProof(s.Credential, exp, proof)
+		})
+		// a failed first proof does not poison the connection forever:
+		// re-verify on later calls
+		if !authed {
+			exp, err := c.Exporter()
+			return err == nil && auth.VerifyProof(s.Credential, exp, proof)
+		}
+		return true
+	}
+	defer wg.Wait()
+	for {
+		st, err := c.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveStream(ctx, st, verify)
+		}()
+	}
+}
+
+func (s *Server) serveStream(ctx context.Context, st *quic.Stream, verify func([]byte) bool) {
+	defer st.Close()
+	start := time.Now()
+	readTimeout := s.ReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = 10 * time.Second
+	}
+	_ = st.SetReadDeadline(start.Add(readTimeout))
+	var req Request
+	if err := ReadFrame(st, &req); err != nil {
+		s.logger().Debug("rpc: bad request frame", "err", err)
+		s.reply(st, "", start, nil, asAPIError(err, api.CodeInvalidArgument))
+		return
+	}
+	_ = st.SetReadDeadline(time.Time{})
+	st.CancelRead(0) // nothing more is read from the caller
+	if !verify(req.Auth) {
+		s.reply(st, req.Op, start, nil, api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster"))
+		return
+	}
+	e, err := s.Registry.lookup(req.Op)
+	if err != nil {
+		s.reply(st, req.Op, start, nil, err)
+		return
+	}
+	callTimeout := s.CallTimeout
+	if callTimeout <= 0 {
+		callTimeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+
+	reqv := e.newReq()
+	if len(req.Body) > 0 {
+		if err := Unmarshal(req.Body, reqv); err != nil {
+			s.reply(st, req.Op, start, nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", req.Op, err))
+			return
+		}
+	}
+	if e.stream != nil {
+		s.serveStreaming(ctx, st, &req, e, reqv, start)
+		return
+	}
+	resp, err := e.call(ctx, reqv)
+	if err != nil && errors.Is(err, api.ErrNotLeader) && !req.Forwarded && s.Forward != nil {
+		req.Forwarded = true
+		fwd, ferr := s.Forward(ctx, &req)
+		if ferr == nil {
+			s.observe(req.Op, codeOfResponse(fwd), start)
+			_ = WriteFrame(st, fwd)
+			return
+		}
+		s.logger().Debug("rpc: forwarding to leader failed", "op", req.Op, "err", ferr)
+		// report the original NOT_LEADER (with its hint) so the client rotates
+	}
+	s.reply(st, req.Op, start, resp, err)
+}
+
+func (s *Server) serveStreaming(ctx context.Context, st *quic.Stream, req *Request, e *entry, reqv any, start time.Time) {
+	hw := &headerWriter{w: st}
+	err := e.stream(ctx, reqv, hw)
+	if err != nil {
+		if !hw.sent {
+			s.reply(st, req.Op, start, nil, err)
+			return
+		}
+		// the header already said success: abort so the caller sees a broken stream
+		s.logger().Warn("rpc: streaming call failed midway", "op", req.Op, "err", err)
+		st.CancelWrite(1)
+		s.observe(req.Op, api.CodeOf(err), start)
+		return
+	}
+	if !hw.sent {
+		_ = WriteFrame(st, &Response{})
+	}
+	s.observe(req.Op, "", start)
+}
+
+// headerWriter writes the success envelope before the first byte of a stream.
+type headerWriter struct {
+	w    io.Writer
+	sent bool
+}
+
+func (h *headerWriter) Write(p []byte) (int, error) {
+	if !h.sent {
+		h.sent = true
+		if err := WriteFrame(h.w, &Response{}); err != nil {
+			return 0, err
+		}
+	}
+	return h.w.Write(p)
+}
+
+func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, err error) {
+	out := &Response{}
+	if err != nil {
+		out.Error = asAPIError(err, api.CodeInternal)
+		if out.Error.Code == api.CodeInternal {
+			s.logger().Error("rpc: internal error", "op", op, "err", err)
+		}
+	} else if resp != nil {
+		b, merr := Marshal(resp)
+		if merr != nil {
+			out.Error = api.Errorf(api.CodeInternal, "encoding %s response: %v", op, merr)
+		} else {
+			out.Body = b
+		}
+	}
+	s.observe(op, codeOfResponse(out), start)
+	if werr := WriteFrame(st, out); werr != nil {
+		s.logger().Debug("rpc: writing response", "op", op, "err", werr)
+	}
+}
+
+func (s *Server) observe(op string, code api.Code, start time.Time) {
+	if s.Observe != nil {
+		s.Observe(op, code, time.Since(start))
+	}
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+func codeOfResponse(r *Response) api.Code {
+	if r == nil || r.Error == nil {
+		return ""
+	}
+	return r.Error.Code
+}
+
+// asAPIError returns err's *api.Error, or wraps err's text in one with code.
+func asAPIError(err error, code api.Code) *api.Error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &api.Error{Code: code, Message: err.Error()}
+}

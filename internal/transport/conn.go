@@ -1,0 +1,91 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/aspen-dev/aspen/internal/auth"
+)
+
+// Conn is an authenticated QUIC connection to a peer whose Ed25519 key has
+// been verified. It is safe for concurrent use; streams are independent.
+type Conn struct {
+	qc   *quic.Conn
+	peer PublicKey
+	alpn string
+}
+
+// newConn wraps an established QUIC connection, reading the peer key that
+// the TLS verify hooks already checked.
+func newConn(qc *quic.Conn) (*Conn, error) {
+	st := qc.ConnectionState().TLS
+	if len(st.PeerCertificates) == 0 {
+		return nil, fmt.Errorf("connection from %s: no peer certificate", qc.RemoteAddr())
+	}
+	pk, err := certKey(st.PeerCertificates[0])
+	if err != nil {
+		return nil, fmt.Errorf("connection from %s: %w", qc.RemoteAddr(), err)
+	}
+	return &Conn{qc: qc, peer: pk, alpn: st.NegotiatedProtocol}, nil
+}
+
+// Peer returns the verified Ed25519 key of the remote side.
+func (c *Conn) Peer() PublicKey { return c.peer }
+
+// ALPN returns the protocol negotiated for the connection.
+func (c *Conn) ALPN() string { return c.alpn }
+
+// Exporter returns auth.ExporterLen bytes of TLS keying material exported
+// with label auth.ExporterLabel. Both sides of a connection get the same
+// value and no other connection does, which is what auth.Proof binds to.
+func (c *Conn) Exporter() ([]byte, error) {
+	st := c.qc.ConnectionState().TLS
+	b, err := st.ExportKeyingMaterial(auth.ExporterLabel, nil, auth.ExporterLen)
+	if err != nil {
+		return nil, fmt.Errorf("export keying material for peer %s: %w", c.peer, err)
+	}
+	return b, nil
+}
+
+// OpenStream opens a bidirectional stream, blocking while the peer's stream
+// limit is reached, until ctx is done.
+func (c *Conn) OpenStream(ctx context.Context) (*quic.Stream, error) {
+	s, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open stream to %s (%s): %w", c.peer, c.alpn, err)
+	}
+	return s, nil
+}
+
+// AcceptStream waits for the peer to open a bidirectional stream.
+func (c *Conn) AcceptStream(ctx context.Context) (*quic.Stream, error) {
+	s, err := c.qc.AcceptStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("accept stream from %s (%s): %w", c.peer, c.alpn, err)
+	}
+	return s, nil
+}
+
+// Close closes the connection, sending the application error code and reason
+// to the peer. Closing an already closed connection returns nil.
+func (c *Conn) Close(code uint64, reason string) error {
+	if err := c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason); err != nil {
+		return fmt.Errorf("close connection to %s: %w", c.peer, err)
+	}
+	return nil
+}
+
+// Context is done when the connection is closed, by either side or by an
+// idle timeout.
+func (c *Conn) Context() context.Context { return c.qc.Context() }
+
+// RemoteAddr returns the peer's UDP address.
+func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+
+// LocalAddr returns the local UDP address.
+func (c *Conn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
+
+func (c *Conn) alive() bool { return c.qc.Context().Err() == nil }
