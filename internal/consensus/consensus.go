@@ -282,7 +282,10 @@ func SeedFromState(dir string, nodeID uint64, addr raft.ServerAddress, fsm FSM) 
 		return errors.New("backup holds no applied state")
 	}
 	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: ServerID(nodeID), Address: addr}}}
-	sink, err := snaps.Create(raft.SnapshotVersionMax, idx, 1, conf, idx, nil)
+	// the transport only encodes peer addresses for the legacy snapshot format
+	_, peers := raft.NewInmemTransport("")
+	defer peers.Close()
+	sink, err := snaps.Create(raft.SnapshotVersionMax, idx, 1, conf, idx, peers)
 	if err != nil {
 		return fmt.Errorf("creating snapshot: %w", err)
 	}
