@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/internal/consensus"
+	"github.com/aspen-dev/aspen/internal/kv"
 )
 
 // metrics is the node's private Prometheus registry.
@@ -19,6 +21,8 @@ type metrics struct {
 	rpcCount *prometheus.CounterVec
 	rpcTime  *prometheus.HistogramVec
 	commit   prometheus.Histogram
+	apply    prometheus.Histogram
+	batch    prometheus.Histogram
 }
 
 func newMetrics(n *Node) *metrics {
@@ -35,6 +39,14 @@ func newMetrics(n *Node) *metrics {
 			Name: "aspen_raft_commit_duration_seconds", Help: "Time from proposing a command on the leader to its apply.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}),
+		apply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "aspen_fsm_apply_batch_duration_seconds", Help: "Time to apply one batch of log entries to the state machine (one bbolt transaction).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "aspen_fsm_apply_batch_entries", Help: "Log entries per state machine batch (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
@@ -45,7 +57,7 @@ func newMetrics(n *Node) *metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.rpcCount, m.rpcTime, m.commit,
+		m.rpcCount, m.rpcTime, m.commit, m.apply, m.batch,
 		gauge("aspen_raft_is_leader", "1 when this node is the Raft leader.", func() float64 {
 			if n.raft.IsLeader() {
 				return 1
@@ -82,4 +94,18 @@ func (m *metrics) text() (string, error) {
 		}
 	}
 	return buf.String(), nil
+}
+
+// timedFSM is the state machine with its batch applies measured.
+type timedFSM struct {
+	*kv.Store
+	m *metrics
+}
+
+func (f timedFSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	start := time.Now()
+	out := f.Store.ApplyBatch(logs)
+	f.m.apply.Observe(time.Since(start).Seconds())
+	f.m.batch.Observe(float64(len(logs)))
+	return out
 }

@@ -122,10 +122,10 @@ func Start(cfg Config, logger *slog.Logger) (n *Node, err error) {
 		WALSegmentSize:    cfg.WALSegmentSize,
 		Logger:            n.log,
 	}
-	if n.raft, err = consensus.Open(rcfg, n.store, n.layer); err != nil {
+	n.metrics = newMetrics(n)
+	if n.raft, err = consensus.Open(rcfg, timedFSM{n.store, n.metrics}, n.layer); err != nil {
 		return nil, err
 	}
-	n.metrics = newMetrics(n)
 	n.reg = rpc.NewRegistry()
 	n.registerKV()
 	n.registerCluster()
