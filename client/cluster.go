@@ -57,7 +57,7 @@ func (c *Client) Prometheus(ctx context.Context) (*api.PrometheusResponse, error
 	return call[api.PrometheusResponse](ctx, c, api.OpClusterPrometheus, &api.Empty{})
 }
 
-// Snapshot makes the leader take a Raft snapshot now.
+// Snapshot makes the answering node take a Raft snapshot of its state now.
 func (c *Client) Snapshot(ctx context.Context) (*api.SnapshotResponse, error) {
 	return call[api.SnapshotResponse](ctx, c, api.OpClusterSnapshot, &api.Empty{})
 }

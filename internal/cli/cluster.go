@@ -530,7 +530,7 @@ func (r *snapshotResult) printHuman(out, _ io.Writer) error {
 func (a *app) newClusterSnapshotCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "snapshot",
-		Short: "Make the leader take a Raft snapshot now",
+		Short: "Make the answering node take a Raft snapshot now",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withRemote(func(c remote) error {

@@ -70,7 +70,7 @@ type Node struct {
 
 // Start builds and starts a node. On error everything already started is
 // closed again.
-func Start(cfg Config, logger *slog.Logger) (n *Node, err error) {
+func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func Start(cfg Config, logger *slog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n = &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), keys: keys, started: time.Now(), ctx: ctx, cancel: cancel}
+	n := &Node{cfg: cfg, log: logger.With("node", cfg.NodeID), keys: keys, started: time.Now(), ctx: ctx, cancel: cancel}
 	defer func() {
 		if err != nil {
 			n.Close()

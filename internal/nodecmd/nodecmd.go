@@ -40,8 +40,9 @@ or explicitly with "aspen-cli cluster add-learner" and "cluster change-membershi
 Settings come from flags, then ASPEN_* environment variables (ASPEN_NODE_ID,
 ASPEN_COOKIE, ASPEN_DATA_DIR, ... : the flag name upper-cased, dashes as
 underscores), then the TOML file of --config (keys: node_id, cookie, data_dir,
-bind, advertise, secret_key, http_addr, join, heartbeat_timeout_ms,
-election_timeout_ms, snapshot_threshold, trailing_logs), then defaults.
+bind, advertise, secret_key, http_addr, join, init, restore_from,
+heartbeat_timeout_ms, election_timeout_ms, snapshot_threshold, trailing_logs,
+wal_segment_size), then defaults.
 
 Flags:
 `
@@ -119,6 +120,7 @@ func load(args []string, stderr io.Writer) (node.Config, bool, slog.Level, error
 	fs.IntVar(&cfg.ElectionTimeoutMs, "election-timeout-ms", cfg.ElectionTimeoutMs, "Raft election timeout in ms (default 500)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "log entries between automatic snapshots (default 8192)")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot (default 10240)")
+	fs.IntVar(&cfg.WALSegmentSize, "wal-segment-size", cfg.WALSegmentSize, "bytes per Raft log segment file (default 64 MiB)")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "same as --log-level debug")
 
