@@ -603,10 +603,10 @@ func TestServerErrorLine(t *testing.T) {
 	isolate(t)
 	t.Setenv("ASPEN_TICKET", testTicket(t, 4701))
 	f := &fakeRemote{get: func(*api.GetRequest) (*api.GetResponse, error) {
-		return nil, api.Errorf(api.CodeNotInitialized, "cluster is not initialized")
+		return nil, api.Errorf(api.CodeUnauthorized, "missing credential")
 	}}
 	inv := runWith(t, f, "--json", "kv", "get", "x")
-	if inv.code != 3 || inv.stdout != "" || !strings.HasPrefix(inv.stderr, "NOT_INITIALIZED: cluster is not initialized; run 'aspen-cli cluster init'") {
+	if inv.code != 3 || inv.stdout != "" || inv.stderr != "UNAUTHORIZED: missing credential; check the ticket (and token)\n" {
 		t.Errorf("code %d stdout %q stderr %q", inv.code, inv.stdout, inv.stderr)
 	}
 }

@@ -131,8 +131,6 @@ func (e *localError) Unwrap() error { return e.err }
 // codeHint says what to do about a cluster error, when there is something.
 func codeHint(c api.Code) string {
 	switch c {
-	case api.CodeNotInitialized:
-		return "run 'aspen-cli cluster init' once on the first node"
 	case api.CodeNotLeader:
 		return "the cluster has no reachable leader right now; retry, or check 'aspen-cli cluster health'"
 	case api.CodeUnavailable:

@@ -480,12 +480,15 @@ func (n *Node) Shutdown() error {
 	var err error
 	n.closeOnce.Do(func() {
 		close(n.stop)
-		err = n.raft.Shutdown().Error()
+		// close the transport first: it aborts streams to peers that may be
+		// dead, which raft's shutdown would otherwise wait on for the full
+		// network timeout
+		err = n.trans.Close()
+		if serr := n.raft.Shutdown().Error(); serr != nil && err == nil {
+			err = serr
+		}
 		n.raft.DeregisterObserver(n.observer)
 		n.wg.Wait()
-		if cerr := n.trans.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
 		if cerr := n.wal.Close(); cerr != nil && err == nil {
 			err = cerr
 		}

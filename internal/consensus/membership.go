@@ -160,12 +160,13 @@ func (n *Node) Metrics() Metrics {
 	m.FirstLogIndex, _ = n.wal.FirstIndex()
 	if servers, err := n.Servers(); err == nil {
 		for _, s := range servers {
-			if s.ID == ServerID(n.cfg.NodeID) {
-				m.IsVoter = s.Suffrage == raft.Voter
+			if s.ID != ServerID(n.cfg.NodeID) {
+				continue
 			}
-		}
-		if !m.IsVoter && m.State == raft.Follower.String() {
-			m.State = "Learner"
+			m.IsVoter = s.Suffrage == raft.Voter
+			if !m.IsVoter && m.State == raft.Follower.String() {
+				m.State = "Learner"
+			}
 		}
 	}
 	return m

@@ -54,6 +54,29 @@ type StreamLayer struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
+
+	mu   sync.Mutex
+	live map[*streamConn]struct{} // streams handed out, aborted by Close
+}
+
+// track records a stream handed out; it reports false (and aborts the
+// stream) once the layer is closed.
+func (l *StreamLayer) track(sc *streamConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx.Err() != nil {
+		sc.abort()
+		return false
+	}
+	l.live[sc] = struct{}{}
+	sc.layer = l
+	return true
+}
+
+func (l *StreamLayer) untrack(sc *streamConn) {
+	l.mu.Lock()
+	delete(l.live, sc)
+	l.mu.Unlock()
 }
 
 // NewStreamLayer serves ALPN alpn on e for raft. It registers its handler
@@ -78,6 +101,7 @@ func NewStreamLayer(e *Endpoint, alpn string, nodeSecret []byte, allow func(Publ
 		accept: make(chan net.Conn),
 		ctx:    ctx,
 		cancel: cancel,
+		live:   make(map[*streamConn]struct{}),
 	}
 	e.Handle(alpn, l.serve)
 	return l
@@ -135,6 +159,9 @@ func (l *StreamLayer) admit(ctx context.Context, c *Conn, s *quic.Stream, export
 		return
 	}
 	nc := &streamConn{s: s, c: c}
+	if !l.track(nc) {
+		return
+	}
 	select {
 	case l.accept <- nc:
 	case <-ctx.Done():
@@ -155,11 +182,18 @@ func (l *StreamLayer) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops the layer: Accept returns, new Dials fail and incoming raft
-// connections are dropped. Streams already handed out stay open until their
-// owners close them or the endpoint closes. Close is idempotent.
+// Close stops the layer: Accept returns, new Dials fail, incoming raft
+// connections are dropped and streams already handed out are aborted, so
+// no raft goroutine stays blocked on a peer that died. Close is idempotent.
 func (l *StreamLayer) Close() error {
+	l.mu.Lock()
 	l.cancel()
+	live := l.live
+	l.live = map[*streamConn]struct{}{}
+	l.mu.Unlock()
+	for sc := range live {
+		sc.abort()
+	}
 	return nil
 }
 
@@ -221,7 +255,11 @@ func (l *StreamLayer) dialOnce(ctx context.Context, to NodeAddr) (net.Conn, erro
 		return nil, fmt.Errorf("write proof: %w", err)
 	}
 	_ = s.SetWriteDeadline(time.Time{})
-	return &streamConn{s: s, c: c}, nil
+	sc := &streamConn{s: s, c: c}
+	if !l.track(sc) {
+		return nil, fmt.Errorf("raft stream layer %s: %w", l.alpn, net.ErrClosed)
+	}
+	return sc, nil
 }
 
 // layerAddr is a NodeAddr as a net.Addr.
@@ -234,8 +272,15 @@ func (a layerAddr) String() string  { return a.a.String() }
 type streamConn struct {
 	s         *quic.Stream
 	c         *Conn
+	layer     *StreamLayer // set by track
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// abort resets both directions of the stream.
+func (sc *streamConn) abort() {
+	sc.s.CancelRead(0)
+	sc.s.CancelWrite(0)
 }
 
 var _ net.Conn = (*streamConn)(nil)
@@ -247,6 +292,9 @@ func (sc *streamConn) Write(b []byte) (int, error) { return sc.s.Write(b) }
 // the data already written.
 func (sc *streamConn) Close() error {
 	sc.closeOnce.Do(func() {
+		if sc.layer != nil {
+			sc.layer.untrack(sc)
+		}
 		err := sc.s.Close()
 		sc.s.CancelRead(0)
 		if err != nil && !errors.Is(err, net.ErrClosed) {
