@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,7 +28,11 @@ func (n *Node) startHTTP() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := n.clusterHealth(r.Context(), nil)
-		writeJSON(w, http.StatusOK, h)
+		status := http.StatusOK
+		if h.Status != api.HealthHealthy {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, h)
 	})
 	mux.HandleFunc("POST /v1/{op}", n.gateway)
 	n.httpLn = ln
@@ -41,18 +46,21 @@ func (n *Node) startHTTP() error {
 }
 
 func (n *Node) gateway(w http.ResponseWriter, r *http.Request) {
-	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	want := hex.EncodeToString(n.keys.Client)
-	if subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1 {
+	if !bearer || subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1 {
 		writeErr(w, api.Errorf(api.CodeUnauthorized, "missing or invalid credential: send Authorization: Bearer <client credential hex>"))
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, rpc.MaxFrameSize)
-	resp, err := n.reg.Invoke(r.Context(), r.PathValue("op"), func(v any) error {
+	resp, err := n.server.Invoke(r.Context(), r.PathValue("op"), func(v any) error {
 		dec := json.NewDecoder(body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil && err != io.EOF {
 			return err
+		}
+		if dec.More() {
+			return errors.New("unexpected data after the JSON object")
 		}
 		return nil
 	})
@@ -64,8 +72,8 @@ func (n *Node) gateway(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeErr(w http.ResponseWriter, err error) {
-	ae, ok := err.(*api.Error)
-	if !ok {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
 		ae = &api.Error{Code: api.CodeOf(err), Message: err.Error()}
 	}
 	writeJSON(w, api.HTTPStatus(err), map[string]any{"error": ae})

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -25,9 +26,19 @@ func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) 
 	defer st.CancelRead(0)
 	var resp Response
 	if err := ReadFrame(st, &resp); err != nil {
-		return nil, fmt.Errorf("reading %s response: %w", req.Op, err)
+		return nil, fmt.Errorf("reading %s response: %w", req.Op, withCause(ctx, err))
 	}
 	return &resp, nil
+}
+
+// withCause adds ctx's error to err, a failure of a call's stream, when ctx
+// ended: the stream then failed because of it, and callers can match
+// context.Canceled or context.DeadlineExceeded with errors.Is.
+func withCause(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
 }
 
 // CallStream sends req and returns the response envelope and, when it is a
@@ -41,7 +52,7 @@ func CallStream(ctx context.Context, c StreamOpener, req *Request) (*Response, i
 	if err := ReadFrame(st, &resp); err != nil {
 		st.CancelRead(0)
 		stop()
-		return nil, nil, fmt.Errorf("reading %s response: %w", req.Op, err)
+		return nil, nil, fmt.Errorf("reading %s response: %w", req.Op, withCause(ctx, err))
 	}
 	if resp.Error != nil {
 		st.CancelRead(0)
@@ -80,11 +91,12 @@ func open(ctx context.Context, c StreamOpener, req *Request) (st *quic.Stream, s
 	if err := WriteFrame(st, req); err != nil {
 		st.CancelRead(0)
 		stop()
-		return nil, nil, fmt.Errorf("sending %s: %w", req.Op, err)
+		return nil, nil, fmt.Errorf("sending %s: %w", req.Op, withCause(ctx, err))
 	}
-	if err := st.Close(); err != nil {
-		stop()
-		return nil, nil, fmt.Errorf("sending %s: %w", req.Op, err)
-	}
+	// Close fails when the server already stopped reading (STOP_SENDING),
+	// which it does as soon as it has the whole request, possibly before
+	// this Close: the request was delivered, so the response decides the
+	// outcome. Failing here would report an applied write as not sent.
+	_ = st.Close()
 	return st, stop, nil
 }

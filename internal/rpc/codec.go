@@ -79,8 +79,16 @@ func WriteFrame(w io.Writer, v any) error {
 	return nil
 }
 
-// ReadFrame reads one frame written by WriteFrame into v. It never allocates
-// more than the announced length, and refuses lengths above MaxFrameSize.
+// frameChunk is how much of a frame's body ReadFrame allocates before the
+// bytes arrive: a length prefix alone must not make a peer's silence cost
+// MaxFrameSize bytes of memory per stream.
+const frameChunk = 64 << 10
+
+// ReadFrame reads one frame written by WriteFrame into v. It refuses lengths
+// above MaxFrameSize and allocates a large body only as its bytes arrive, so
+// it never holds more than the announced length nor much more than what was
+// received. A stream that ends inside a frame fails with io.ErrUnexpectedEOF;
+// an undecodable body fails with INVALID_ARGUMENT.
 func ReadFrame(r io.Reader, v any) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -93,12 +101,34 @@ func ReadFrame(r io.Reader, v any) error {
 	if n > MaxFrameSize {
 		return fmt.Errorf("frame of %d bytes: %w", n, ErrFrameTooLarge)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	b, err := readBody(r, int(n))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return fmt.Errorf("reading %d-byte frame: %w", n, err)
 	}
 	if err := Unmarshal(b, v); err != nil {
 		return api.Errorf(api.CodeInvalidArgument, "decoding frame: %v", err)
 	}
 	return nil
+}
+
+// readBody reads exactly n bytes. Its buffer never exceeds n and grows only
+// when full, to at most twice the bytes received or frameChunk.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, frameChunk))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), len(b)+min(n-len(b), max(len(b), frameChunk)))
+			copy(nb, b)
+			b = nb
+		}
+		m, err := io.ReadFull(r, b[len(b):min(n, cap(b))])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }

@@ -16,7 +16,8 @@ type Registry struct {
 }
 
 type entry struct {
-	newReq func() any
+	newReq  func() any
+	newResp func() any // unary only
 	// exactly one of call and stream is set
 	call   func(ctx context.Context, req any) (any, error)
 	stream func(ctx context.Context, req any, w io.Writer) error
@@ -29,9 +30,14 @@ func NewRegistry() *Registry { return &Registry{ops: make(map[string]*entry)} }
 // which is a programming error caught at start-up.
 func Handle[Req, Resp any](r *Registry, op string, h func(context.Context, *Req) (*Resp, error)) {
 	r.add(op, &entry{
-		newReq: func() any { return new(Req) },
+		newReq:  func() any { return new(Req) },
+		newResp: func() any { return new(Resp) },
 		call: func(ctx context.Context, req any) (any, error) {
-			return h(ctx, req.(*Req))
+			resp, err := h(ctx, req.(*Req))
+			if resp == nil {
+				return nil, err // not a typed nil in an interface
+			}
+			return resp, err
 		},
 	})
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -46,22 +47,18 @@ type Server struct {
 // have finished.
 func (s *Server) ServeConn(ctx context.Context, c Conn) {
 	var (
-		wg       sync.WaitGroup
-		authOnce sync.Once
-		authed   bool
+		wg      sync.WaitGroup
+		expOnce sync.Once
+		exp     []byte
+		expErr  error
 	)
+	// Every request carries its own proof: an earlier good proof on the
+	// connection does not admit later requests without one, and a failed
+	// proof does not poison the connection. Without a credential nothing is
+	// admitted, since anyone can compute a proof over an empty key.
 	verify := func(proof []byte) bool {
-		authOnce.Do(func() {
-			exp, err := c.Exporter()
-			authed = err == nil && auth.VerifyProof(s.Credential, exp, proof)
-		})
-		// a failed first proof does not poison the connection forever:
-		// re-verify on later calls
-		if !authed {
-			exp, err := c.Exporter()
-			return err == nil && auth.VerifyProof(s.Credential, exp, proof)
-		}
-		return true
+		expOnce.Do(func() { exp, expErr = c.Exporter() })
+		return len(s.Credential) > 0 && expErr == nil && auth.VerifyProof(s.Credential, exp, proof)
 	}
 	defer wg.Wait()
 	for {
@@ -87,6 +84,9 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, verify func([
 	_ = st.SetReadDeadline(start.Add(readTimeout))
 	var req Request
 	if err := ReadFrame(st, &req); err != nil {
+		// stop reading too, so a caller that never finishes its request
+		// cannot keep the stream (and its slot in the stream limit) open
+		st.CancelRead(0)
 		s.logger().Debug("rpc: bad request frame", "err", err)
 		s.reply(st, "", start, nil, asAPIError(err, api.CodeInvalidArgument))
 		return
@@ -108,6 +108,9 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, verify func([
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	// the stream's context ends when the caller stops reading (it gave up
+	// or was cancelled): stop working for it
+	defer context.AfterFunc(st.Context(), cancel)()
 
 	reqv := e.newReq()
 	if len(req.Body) > 0 {
@@ -175,7 +178,12 @@ func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, er
 	out := &Response{}
 	if err != nil {
 		out.Error = asAPIError(err, api.CodeInternal)
-		if out.Error.Code == api.CodeInternal {
+		switch {
+		case out.Error.Code != api.CodeInternal:
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			// the call timed out or its caller went away: not a server fault
+			out.Error = api.Errorf(api.CodeUnavailable, "%s: %v", op, err)
+		default:
 			s.logger().Error("rpc: internal error", "op", op, "err", err)
 		}
 	} else if resp != nil {
@@ -219,4 +227,52 @@ func asAPIError(err error, code api.Code) *api.Error {
 		return ae
 	}
 	return &api.Error{Code: code, Message: err.Error()}
+}
+
+// Invoke runs a unary operation for a surface other than QUIC (the HTTP
+// gateway) the way ServeConn does: the request is decoded with decode, a
+// NOT_LEADER failure is forwarded once through Forward, and the call is
+// observed. The caller has already authenticated the request.
+func (s *Server) Invoke(ctx context.Context, op string, decode func(any) error) (any, error) {
+	start := time.Now()
+	resp, err := s.invoke(ctx, op, decode)
+	s.observe(op, api.CodeOf(err), start)
+	return resp, err
+}
+
+func (s *Server) invoke(ctx context.Context, op string, decode func(any) error) (any, error) {
+	e, err := s.Registry.lookup(op)
+	if err != nil {
+		return nil, err
+	}
+	if e.call == nil {
+		return nil, api.Errorf(api.CodeUnimplemented, "operation %q streams its answer; use the native protocol", op)
+	}
+	req := e.newReq()
+	if err := decode(req); err != nil {
+		return nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", op, err)
+	}
+	resp, err := e.call(ctx, req)
+	if err == nil || !errors.Is(err, api.ErrNotLeader) || s.Forward == nil {
+		return resp, err
+	}
+	body, merr := Marshal(req)
+	if merr != nil {
+		return nil, fmt.Errorf("encoding %s request to forward: %w", op, merr)
+	}
+	fwd, ferr := s.Forward(ctx, &Request{Op: op, Forwarded: true, Body: body})
+	if ferr != nil {
+		s.logger().Debug("rpc: forwarding to leader failed", "op", op, "err", ferr)
+		return nil, err
+	}
+	if fwd.Error != nil {
+		return nil, fwd.Error
+	}
+	out := e.newResp()
+	if len(fwd.Body) > 0 {
+		if err := Unmarshal(fwd.Body, out); err != nil {
+			return nil, fmt.Errorf("decoding forwarded %s response: %w", op, err)
+		}
+	}
+	return out, nil
 }
