@@ -79,19 +79,27 @@ func (r *Registry) lookup(op string) (*entry, error) {
 }
 
 // Invoke decodes body with decode into the operation's request type and
-// calls a unary handler. It is how non-QUIC surfaces (the HTTP gateway) call
-// operations.
+// calls a unary handler, without forwarding (see Server.Invoke for that).
 func (r *Registry) Invoke(ctx context.Context, op string, decode func(any) error) (any, error) {
-	e, err := r.lookup(op)
+	e, req, err := r.decodeUnary(op, decode)
 	if err != nil {
 		return nil, err
 	}
+	return e.call(ctx, req)
+}
+
+// decodeUnary finds a unary operation and decodes its request with decode.
+func (r *Registry) decodeUnary(op string, decode func(any) error) (*entry, any, error) {
+	e, err := r.lookup(op)
+	if err != nil {
+		return nil, nil, err
+	}
 	if e.call == nil {
-		return nil, api.Errorf(api.CodeUnimplemented, "operation %q streams its answer; use the native protocol", op)
+		return nil, nil, api.Errorf(api.CodeUnimplemented, "operation %q streams its answer; use the native protocol", op)
 	}
 	req := e.newReq()
 	if err := decode(req); err != nil {
-		return nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", op, err)
+		return nil, nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", op, err)
 	}
-	return e.call(ctx, req)
+	return e, req, nil
 }

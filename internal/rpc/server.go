@@ -241,16 +241,9 @@ func (s *Server) Invoke(ctx context.Context, op string, decode func(any) error) 
 }
 
 func (s *Server) invoke(ctx context.Context, op string, decode func(any) error) (any, error) {
-	e, err := s.Registry.lookup(op)
+	e, req, err := s.Registry.decodeUnary(op, decode)
 	if err != nil {
 		return nil, err
-	}
-	if e.call == nil {
-		return nil, api.Errorf(api.CodeUnimplemented, "operation %q streams its answer; use the native protocol", op)
-	}
-	req := e.newReq()
-	if err := decode(req); err != nil {
-		return nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", op, err)
 	}
 	resp, err := e.call(ctx, req)
 	if err == nil || !errors.Is(err, api.ErrNotLeader) || s.Forward == nil {
