@@ -92,9 +92,11 @@ type PromoteRequest struct {
 	Replace   uint64 `cbor:"replace,omitempty" json:"replace,omitempty"`
 }
 
-// RemoveRequest removes a member (voter or learner).
+// RemoveRequest removes a member (voter or learner). With RequireVoter the
+// removal fails unless the node is a voter (the CLI's `cluster expunge`).
 type RemoveRequest struct {
-	NodeID uint64 `cbor:"node_id" json:"node_id"`
+	NodeID       uint64 `cbor:"node_id" json:"node_id"`
+	RequireVoter bool   `cbor:"require_voter,omitempty" json:"require_voter,omitempty"`
 }
 
 // PrometheusResponse is the node's metrics in Prometheus text exposition format.

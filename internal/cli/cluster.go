@@ -36,6 +36,7 @@ with 'cluster add-learner', then make them voters with 'cluster promote' or
 		a.newClusterChangeMembershipCmd(),
 		a.newClusterPromoteCmd(),
 		a.newClusterRemoveCmd(),
+		a.newClusterExpungeCmd(),
 		a.newClusterPrometheusCmd(),
 		a.newClusterSnapshotCmd(),
 		a.newClusterBackupCmd(),
@@ -479,6 +480,38 @@ func (a *app) newClusterRemoveCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// ---- cluster expunge ----
+
+func (a *app) newClusterExpungeCmd() *cobra.Command {
+	var confirm bool
+	cmd := &cobra.Command{
+		Use:   "expunge NODE_ID --confirm",
+		Short: "Remove a voter for good (the node must be wiped to rejoin)",
+		Long: `Remove voter NODE_ID from the cluster. Unlike 'remove' it refuses a node that
+is not a voter, and it needs --confirm: the expunged node keeps its old state and
+must have its data dir wiped before it can join again.`,
+		Args: exactArgs(1, "one NODE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseNodeID(args[0], "NODE_ID")
+			if err != nil {
+				return err
+			}
+			if !confirm {
+				return &usageError{msg: fmt.Sprintf("expunging node %d cannot be undone: add --confirm", id), cmd: cmd}
+			}
+			return a.withRemote(func(c remote) error {
+				resp, err := c.Remove(cmd.Context(), &api.RemoveRequest{NodeID: id, RequireVoter: true})
+				if err != nil {
+					return err
+				}
+				return a.printMessage(resp, fmt.Sprintf("Node %d expunged", id))
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&confirm, "confirm", false, "confirm the removal")
+	return cmd
 }
 
 // ---- cluster prometheus ----

@@ -101,14 +101,18 @@ func (n *Node) Promote(ctx context.Context, learner, replace uint64) error {
 	return n.ChangeMembership(ctx, append(voters, learner))
 }
 
-// Remove removes a member, voter or learner.
-func (n *Node) Remove(ctx context.Context, id uint64) error {
+// Remove removes a member; with requireVoter only a voter.
+func (n *Node) Remove(ctx context.Context, id uint64, requireVoter bool) error {
 	servers, err := n.Servers()
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == ServerID(id) }) {
+	i := slices.IndexFunc(servers, func(s raft.Server) bool { return s.ID == ServerID(id) })
+	if i < 0 {
 		return api.Errorf(api.CodeNotFound, "node %d is not a member", id)
+	}
+	if requireVoter && servers[i].Suffrage != raft.Voter {
+		return api.Errorf(api.CodeInvalidArgument, "node %d is not a voter", id)
 	}
 	return n.mapErr(n.raft.RemoveServer(ServerID(id), 0, timeoutOf(ctx, 30*time.Second)).Error())
 }

@@ -140,7 +140,7 @@ func (n *Node) clusterRemove(ctx context.Context, req *api.RemoveRequest) (*api.
 	if err := n.requireInit(); err != nil {
 		return nil, err
 	}
-	if err := n.raft.Remove(ctx, req.NodeID); err != nil {
+	if err := n.raft.Remove(ctx, req.NodeID, req.RequireVoter); err != nil {
 		return nil, err
 	}
 	return &api.MessageResponse{Message: "node removed"}, nil
