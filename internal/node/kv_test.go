@@ -275,3 +275,22 @@ func TestRestoreFromBackup(t *testing.T) {
 		t.Fatalf("new write at revision %d, not after restored %d", r, rev)
 	}
 }
+
+func TestReservedPrefixesAreReadOnlyForKV(t *testing.T) {
+	cl := clustertest.New(t, 1, clustertest.Options{})
+	c := cl.Client()
+	ctx := ctxT(t)
+	for _, key := range []string{"__coord:lock:x", "_system:secret"} {
+		if _, err := c.Put(ctx, &api.PutRequest{Key: []byte(key), Value: []byte("v")}); !errors.Is(err, api.ErrInvalidArgument) {
+			t.Errorf("put %s: %v, want INVALID_ARGUMENT", key, err)
+		}
+		if _, err := c.Get(ctx, &api.GetRequest{Key: []byte(key)}); err != nil {
+			t.Errorf("get %s: %v, want a plain read to work", key, err)
+		}
+	}
+	// a delete_range over a prefix that covers reserved keys is refused too
+	_, err := c.Txn(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnDeleteRange, Key: []byte("_")}}})
+	if !errors.Is(err, api.ErrInvalidArgument) {
+		t.Errorf("delete_range _: %v, want INVALID_ARGUMENT", err)
+	}
+}

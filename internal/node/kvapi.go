@@ -117,7 +117,7 @@ func (n *Node) kvGet(ctx context.Context, req *api.GetRequest) (*api.GetResponse
 }
 
 func (n *Node) kvPut(ctx context.Context, req *api.PutRequest) (*api.PutResponse, error) {
-	res, err := n.propose(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnPut, Key: req.Key, Value: req.Value, TTLMs: req.TTLMs}}})
+	res, err := n.proposeUser(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnPut, Key: req.Key, Value: req.Value, TTLMs: req.TTLMs}}})
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (n *Node) kvPut(ctx context.Context, req *api.PutRequest) (*api.PutResponse
 }
 
 func (n *Node) kvDelete(ctx context.Context, req *api.DeleteRequest) (*api.DeleteResponse, error) {
-	res, err := n.propose(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnDelete, Key: req.Key}}})
+	res, err := n.proposeUser(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnDelete, Key: req.Key}}})
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (n *Node) kvCAD(ctx context.Context, req *api.CADRequest) (*api.CASResponse
 
 // compareAnd runs op if cmp holds, else reads the key to report it.
 func (n *Node) compareAnd(ctx context.Context, cmp api.Compare, op api.TxnOp) (*api.CASResponse, error) {
-	res, err := n.propose(ctx, &api.TxnRequest{
+	res, err := n.proposeUser(ctx, &api.TxnRequest{
 		Compares: []api.Compare{cmp},
 		Success:  []api.TxnOp{op},
 		Failure:  []api.TxnOp{{Kind: api.TxnGet, Key: cmp.Key}},
@@ -249,7 +249,7 @@ func (n *Node) kvBatchWrite(ctx context.Context, req *api.BatchWriteRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	res, err := n.propose(ctx, &api.TxnRequest{Success: ops})
+	res, err := n.proposeUser(ctx, &api.TxnRequest{Success: ops})
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +277,7 @@ func (n *Node) kvConditionalBatch(ctx context.Context, req *api.ConditionalBatch
 			return nil, api.Errorf(api.CodeInvalidArgument, "conditions[%d]: unknown kind %q", i, c.Kind)
 		}
 	}
-	res, err := n.propose(ctx, &api.TxnRequest{Compares: cmps, Success: ops})
+	res, err := n.proposeUser(ctx, &api.TxnRequest{Compares: cmps, Success: ops})
 	if err != nil {
 		return nil, err
 	}
@@ -293,5 +293,28 @@ func (n *Node) kvConditionalBatch(ctx context.Context, req *api.ConditionalBatch
 }
 
 func (n *Node) kvTxn(ctx context.Context, req *api.TxnRequest) (*api.TxnResponse, error) {
-	return n.propose(ctx, req)
+	return n.proposeUser(ctx, req)
+}
+
+// ReservedPrefixes hold system and service state (coordination records,
+// ...). The plain KV API may read them but not write them: services write
+// them through their own operations.
+var ReservedPrefixes = [][]byte{[]byte("__"), []byte("_system:")}
+
+// proposeUser is propose for the plain KV API: it refuses writes to
+// reserved keys.
+func (n *Node) proposeUser(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error) {
+	for _, ops := range [][]api.TxnOp{txn.Success, txn.Failure} {
+		for _, op := range ops {
+			if op.Kind == api.TxnGet || op.Kind == api.TxnRange {
+				continue
+			}
+			for _, p := range ReservedPrefixes {
+				if bytes.HasPrefix(op.Key, p) || (op.Kind == api.TxnDeleteRange && bytes.HasPrefix(p, op.Key)) {
+					return nil, api.Errorf(api.CodeInvalidArgument, "key %q is in the reserved prefix %q (system and service state); use the service's own commands", op.Key, p)
+				}
+			}
+		}
+	}
+	return n.propose(ctx, txn)
 }
