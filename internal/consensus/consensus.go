@@ -121,6 +121,8 @@ type Node struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
+	reads readBatcher
+
 	mu        sync.Mutex
 	readyTerm uint64        // term in which this leader committed a barrier
 	readyCh   chan struct{} // closed when readyTerm changes
@@ -369,9 +371,9 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	if err := n.waitReady(ctx); err != nil {
 		return err
 	}
-	idx := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return n.mapErr(err)
+	idx, err := n.confirmRead(ctx)
+	if err != nil {
+		return err
 	}
 	target := n.lastFSMIndex(idx)
 	if err := n.fsm.WaitApplied(ctx, target); err != nil {
