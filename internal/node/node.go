@@ -129,6 +129,7 @@ func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	n.reg = rpc.NewRegistry()
 	n.registerKV()
 	n.registerCluster()
+	n.registerCoord()
 	n.server = &rpc.Server{
 		Registry:   n.reg,
 		Credential: keys.Client,

@@ -1,0 +1,64 @@
+// Package coordination is the Go library of Aspen's coordination
+// primitives: locks with fencing tokens, counters, sequences, semaphores and
+// token-bucket rate limiters, each a handle over a cluster client.
+//
+//	c, _ := client.New(client.Config{Ticket: t})
+//	l := coordination.NewLock(c, "jobs/nightly", coordination.LockOptions{TTL: 30 * time.Second})
+//	g, err := l.Acquire(ctx) // waits until the lock is free or ctx ends
+//	if err != nil { ... }
+//	defer g.Release(ctx)
+//	write(g.FencingToken(), ...) // pass the token to whatever the lock protects
+//
+// Every operation runs on the cluster's leader as one replicated
+// transaction; the only client-side logic is the waiting: Acquire methods
+// retry the try operation with jittered exponential backoff (10 ms doubling
+// to 1 s, or the server's retry-after hint) until it succeeds or the
+// context ends. Handles are safe for concurrent use.
+package coordination
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// Backoff bounds of the blocking acquires.
+const (
+	minBackoff = 10 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// backoff is a jittered exponential backoff: each pause is uniform in
+// [d/2, d], d doubling from minBackoff up to maxBackoff.
+type backoff struct{ d time.Duration }
+
+// wait sleeps for the next pause, at least hint when hint > 0 (capped at
+// maxBackoff), or until ctx ends.
+func (b *backoff) wait(ctx context.Context, hint time.Duration) error {
+	if b.d == 0 {
+		b.d = minBackoff
+	}
+	p := b.d/2 + rand.N(b.d/2+1)
+	if hint > p {
+		p = min(hint, maxBackoff)
+	}
+	b.d = min(2*b.d, maxBackoff)
+	t := time.NewTimer(p)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// randomID is a random holder id for handles created without one.
+func randomID() string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, 16)
+	for i := range b {
+		b[i] = hex[rand.N(16)]
+	}
+	return string(b)
+}

@@ -1,0 +1,214 @@
+// Package coord owns the coordination primitives served by a node: locks
+// with fencing tokens, unsigned and signed counters, sequences, semaphores
+// and token-bucket rate limiters, each kept in one key of the replicated
+// key/value store under a "__coord:" prefix.
+//
+// Every operation is one state-machine transaction or a bounded
+// compare-and-swap loop run on the leader (see DESIGN.md): read the record
+// linearizably, decide with a pure function, write with a compare on the
+// record's mod_revision. The package never reads-then-writes from a client
+// and never touches Raft, QUIC or the store directly: it talks to a Backend.
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"unicode/utf8"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/internal/rpc"
+)
+
+// Key prefixes of the primitives' records.
+const (
+	PrefixLock          = "__coord:lock:"
+	PrefixCounter       = "__coord:counter:"
+	PrefixSignedCounter = "__coord:scounter:"
+	PrefixSequence      = "__coord:seq:"
+	PrefixSemaphore     = "__coord:sem:"
+	PrefixRateLimit     = "__coord:ratelimit:"
+)
+
+// Backend is what the service needs from a node. Handlers call it from the
+// RPC server's goroutines, concurrently.
+//
+// Read and Txn succeed only on the leader: on a follower they return an
+// *api.Error with code NOT_LEADER, which the RPC layer turns into a
+// forward of the whole request to the leader. Read is linearizable (a read
+// fence, then the local replica). NowMs is the local wall clock in unix
+// milliseconds; since every handler starts with Read or Txn, the value
+// used to decide is the leader's clock.
+type Backend interface {
+	// Read returns the live record of key, or nil when it is absent.
+	Read(ctx context.Context, key []byte) (*api.KeyValue, error)
+	// Txn replicates txn and returns its outcome. A failed operation inside
+	// the state machine (e.g. an add that overflows int64) is an *api.Error
+	// with code INVALID_ARGUMENT and changes nothing.
+	Txn(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error)
+	// NowMs is the wall clock, unix milliseconds.
+	NowMs() int64
+}
+
+// maxAttempts bounds the compare-and-swap loop of one operation.
+const maxAttempts = 16
+
+// stripes serialise read-decide-write steps on the same key within this
+// node, so that concurrent requests for one record on the leader queue up
+// instead of failing each other's compares. Correctness never depends on
+// them: the compare on mod_revision does that.
+const stripes = 256
+
+// Service serves the coordination operations. It is safe for concurrent use.
+type Service struct {
+	b       Backend
+	seed    maphash.Seed
+	stripes [stripes]chan struct{}
+}
+
+// New returns a service over b.
+func New(b Backend) *Service {
+	s := &Service{b: b, seed: maphash.MakeSeed()}
+	for i := range s.stripes {
+		s.stripes[i] = make(chan struct{}, 1)
+	}
+	return s
+}
+
+// Register adds the service's operations to reg.
+func (s *Service) Register(reg *rpc.Registry) {
+	rpc.Handle(reg, api.OpLockTryAcquire, s.LockTryAcquire)
+	rpc.Handle(reg, api.OpLockRelease, s.LockRelease)
+	rpc.Handle(reg, api.OpLockRenew, s.LockRenew)
+
+	rpc.Handle(reg, api.OpCounterGet, s.CounterGet)
+	rpc.Handle(reg, api.OpCounterAdd, s.CounterAdd)
+	rpc.Handle(reg, api.OpCounterSub, s.CounterSub)
+	rpc.Handle(reg, api.OpCounterSet, s.CounterSet)
+	rpc.Handle(reg, api.OpCounterCAS, s.CounterCAS)
+	rpc.Handle(reg, api.OpSignedCounterGet, s.SignedCounterGet)
+	rpc.Handle(reg, api.OpSignedCounterAdd, s.SignedCounterAdd)
+
+	rpc.Handle(reg, api.OpSequenceNext, s.SequenceNext)
+	rpc.Handle(reg, api.OpSequenceReserve, s.SequenceReserve)
+	rpc.Handle(reg, api.OpSequenceCurrent, s.SequenceCurrent)
+
+	rpc.Handle(reg, api.OpSemaphoreTryAcquire, s.SemaphoreTryAcquire)
+	rpc.Handle(reg, api.OpSemaphoreRelease, s.SemaphoreRelease)
+	rpc.Handle(reg, api.OpSemaphoreStatus, s.SemaphoreStatus)
+
+	rpc.Handle(reg, api.OpRateLimitTryAcquire, s.RateLimitTryAcquire)
+	rpc.Handle(reg, api.OpRateLimitAvailable, s.RateLimitAvailable)
+	rpc.Handle(reg, api.OpRateLimitReset, s.RateLimitReset)
+}
+
+// errContention is returned when maxAttempts compare-and-swaps all lost.
+var errContention = errors.New("too much contention")
+
+// update runs one read-decide-write step on key. decide gets the live
+// record (nil when absent) and the leader's clock and returns the
+// operations to apply if the record is still the one it saw; no operations
+// means nothing to write (the decision rests on a linearizable read). On a
+// lost compare decide runs again on the record the failed transaction
+// read, at most maxAttempts times.
+func (s *Service) update(ctx context.Context, key []byte, decide func(cur *api.KeyValue, nowMs int64) ([]api.TxnOp, error)) error {
+	release, err := s.lockStripe(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer release()
+	cur, err := s.b.Read(ctx, key)
+	if err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		ops, err := decide(cur, s.b.NowMs())
+		if err != nil || len(ops) == 0 {
+			return err
+		}
+		var rev int64
+		if cur != nil {
+			rev = int64(cur.ModRevision)
+		}
+		res, err := s.b.Txn(ctx, &api.TxnRequest{
+			Compares: []api.Compare{{Key: key, Target: api.TargetModRevision, Result: api.Equal, Number: rev}},
+			Success:  ops,
+			Failure:  []api.TxnOp{{Kind: api.TxnGet, Key: key}},
+		})
+		if err != nil {
+			return err
+		}
+		if res.Succeeded {
+			return nil
+		}
+		if attempt == maxAttempts {
+			return api.Errorf(api.CodeUnavailable, "%q: %v (%d compare-and-swap attempts lost); retry", key, errContention, attempt)
+		}
+		cur = nil
+		if len(res.Results) == 1 && len(res.Results[0].KVs) == 1 {
+			kv := res.Results[0].KVs[0]
+			cur = &kv
+		}
+	}
+}
+
+// lockStripe waits for the stripe of key, or for ctx.
+func (s *Service) lockStripe(ctx context.Context, key []byte) (func(), error) {
+	ch := s.stripes[maphash.Bytes(s.seed, key)%stripes]
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// recordKey checks a primitive's name and returns its record key.
+func recordKey(prefix, what, name string) ([]byte, error) {
+	if name == "" {
+		return nil, api.Errorf(api.CodeInvalidArgument, "%s is empty", what)
+	}
+	if max := api.MaxKeySize - len(prefix); len(name) > max {
+		return nil, api.Errorf(api.CodeInvalidArgument, "%s is %d bytes; the limit is %d", what, len(name), max)
+	}
+	if !utf8.ValidString(name) {
+		return nil, api.Errorf(api.CodeInvalidArgument, "%s is not valid UTF-8", what)
+	}
+	return []byte(prefix + name), nil
+}
+
+// checkHolder validates a holder id.
+func checkHolder(h string) error {
+	if h == "" {
+		return api.Errorf(api.CodeInvalidArgument, "holder_id is empty")
+	}
+	if len(h) > api.MaxHolderIDSize {
+		return api.Errorf(api.CodeInvalidArgument, "holder_id is %d bytes; the limit is %d", len(h), api.MaxHolderIDSize)
+	}
+	return nil
+}
+
+// checkTTL validates a TTL in milliseconds.
+func checkTTL(field string, ttl int64) error {
+	if ttl < 1 || ttl > api.MaxTTLMs {
+		return api.Errorf(api.CodeInvalidArgument, "%s is %d; want 1..%d milliseconds", field, ttl, int64(api.MaxTTLMs))
+	}
+	return nil
+}
+
+// corrupt reports a record that does not decode.
+func corrupt(key []byte, err error) error {
+	return api.Errorf(api.CodeInternal, "record %q does not decode: %v", key, err)
+}
+
+// put is a put operation of key.
+func put(key, value []byte) api.TxnOp { return api.TxnOp{Kind: api.TxnPut, Key: key, Value: value} }
+
+// addResult returns the value written by the add at index i of res.
+func addResult(res *api.TxnResponse, i int) ([]byte, error) {
+	if i >= len(res.Results) || len(res.Results[i].KVs) != 1 {
+		return nil, fmt.Errorf("add result missing from the transaction response")
+	}
+	return res.Results[i].KVs[0].Value, nil
+}
