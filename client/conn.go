@@ -72,6 +72,8 @@ var readOnly = map[string]bool{
 	api.OpKVGet: true, api.OpKVScan: true, api.OpKVBatchRead: true,
 	api.OpClusterHealth: true, api.OpClusterStatus: true, api.OpClusterMetrics: true,
 	api.OpClusterTicket: true, api.OpClusterPrometheus: true,
+	api.OpCounterGet: true, api.OpSignedCounterGet: true, api.OpSequenceCurrent: true,
+	api.OpSemaphoreStatus: true, api.OpRateLimitAvailable: true,
 }
 
 func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {
