@@ -172,6 +172,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	pf.BoolVarP(&a.opts.quiet, "quiet", "q", false, "no hints or progress on stderr")
 
 	root.AddCommand(a.newKVCmd(), a.newClusterCmd())
+	root.AddCommand(a.newBenchCmd())
 	root.AddCommand(a.newCoordCmds()...)
 	markRunErrors(root)
 	return root

@@ -1,0 +1,216 @@
+// Command bench runs the same workloads against an Aspen cluster and an
+// etcd cluster on 127.0.0.1, both in this process, and prints one table
+// comparing them (ratio > 1: Aspen is better). It is a separate module so
+// that etcd's dependencies never enter Aspen's go.mod.
+//
+//	cd bench && go run . [--quick] [--json FILE] [--sizes 3,1] [--cpuprofile-dir DIR]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aspen-dev/aspen/internal/bench"
+)
+
+// options are the command-line flags.
+type options struct {
+	quick      bool
+	jsonFile   string
+	sizes      []int
+	duration   time.Duration
+	warmup     time.Duration
+	profileDir string
+	only       string // run only these systems ("aspen", "etcd"), for profiling
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rows, err := compare(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 3
+	}
+	writeTable(stdout, rows)
+	if o.jsonFile != "" {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		if err := os.WriteFile(o.jsonFile, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 3
+		}
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	sizes := fs.String("sizes", "3,1", "cluster sizes to compare, comma-separated")
+	fs.BoolVar(&o.quick, "quick", false, "short runs (3s per workload): the whole comparison in under 5 minutes on 2 cores")
+	fs.StringVar(&o.jsonFile, "json", "", "also write the table as JSON rows to this file")
+	fs.DurationVar(&o.duration, "duration", 0, "measured time per workload (default 10s, 3s with --quick)")
+	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured time before each workload (default 2s, 1s with --quick)")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of each system and size to this directory")
+	fs.StringVar(&o.only, "only", "", "run only aspen or only etcd (the other column stays empty)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 7 {
+			return nil, fmt.Errorf("--sizes: %q is not a cluster size between 1 and 7", s)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	switch o.only {
+	case "", "aspen", "etcd":
+	default:
+		return nil, fmt.Errorf("--only: want aspen or etcd, not %q", o.only)
+	}
+	if o.duration == 0 {
+		o.duration = map[bool]time.Duration{false: 10 * time.Second, true: 3 * time.Second}[o.quick]
+	}
+	if o.warmup == 0 {
+		o.warmup = map[bool]time.Duration{false: 2 * time.Second, true: time.Second}[o.quick]
+	}
+	return o, nil
+}
+
+// cluster is a running system under test.
+type cluster interface {
+	dial(n int) ([]bench.Conn, func(), error)
+	close()
+}
+
+// starters start each system: name → start(ctx, dir, size).
+var starters = []struct {
+	name  string
+	start func(context.Context, string, int) (cluster, error)
+}{
+	{"aspen", func(ctx context.Context, dir string, n int) (cluster, error) { return startAspen(ctx, dir, n) }},
+	{"etcd", func(ctx context.Context, dir string, n int) (cluster, error) { return startEtcd(ctx, dir, n) }},
+}
+
+// compare runs every spec on every system and size and builds the rows.
+func compare(ctx context.Context, o *options, log io.Writer) ([]row, error) {
+	fmt.Fprintf(log, "GOMAXPROCS %d, %s per workload after %s warmup, sizes %v\n", runtime.GOMAXPROCS(0), o.duration, o.warmup, o.sizes)
+	var rows []row
+	for _, size := range o.sizes {
+		results := map[string]map[string]*bench.Result{} // system → spec → result
+		for _, s := range starters {
+			if o.only != "" && o.only != s.name {
+				continue
+			}
+			res, err := runSystem(ctx, o, s.name, s.start, size, log)
+			if err != nil {
+				return nil, fmt.Errorf("%s, %d node(s): %w", s.name, size, err)
+			}
+			results[s.name] = res
+		}
+		prefix := fmt.Sprintf("%d-node ", size)
+		for _, d := range rowDefs {
+			rows = append(rows, makeRow(prefix, d, results["aspen"][d.spec], results["etcd"][d.spec]))
+		}
+	}
+	return rows, nil
+}
+
+// runSystem starts one system of one size in a fresh directory, runs every
+// spec against it, and stops it.
+func runSystem(ctx context.Context, o *options, name string, start func(context.Context, string, int) (cluster, error), size int, log io.Writer) (map[string]*bench.Result, error) {
+	dir, err := os.MkdirTemp("", "aspen-bench-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	t0 := time.Now()
+	c, err := start(ctx, dir, size)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	fmt.Fprintf(log, "%s: %d-node cluster ready in %s (data in %s)\n", name, size, time.Since(t0).Round(time.Millisecond), dir)
+	if o.profileDir != "" {
+		f, err := os.Create(fmt.Sprintf("%s/%s-%d.pprof", o.profileDir, name, size))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	out := map[string]*bench.Result{}
+	for _, s := range specs() {
+		cfg := s.cfg
+		cfg.Duration, cfg.Warmup = o.duration, o.warmup
+		conns, closeConns, err := c.dial(cfg.Connections)
+		if err != nil {
+			return nil, err
+		}
+		res, err := bench.Run(ctx, cfg, conns)
+		closeConns()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		fmt.Fprintf(log, "  %-6s %d-node %-11s %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n",
+			name, size, s.name, res.Throughput, res.Latency.P50, res.Latency.P99, res.Errors)
+		if res.Errors > 0 {
+			fmt.Fprintf(log, "    first error: %s\n", res.FirstErr)
+		}
+		out[s.name] = res
+	}
+	return out, nil
+}
+
+// writeTable prints the rows aligned: names left, figures right.
+func writeTable(w io.Writer, rows []row) {
+	width := len("row")
+	for _, r := range rows {
+		width = max(width, len(r.Row))
+	}
+	fmt.Fprintf(w, "%-*s  %10s  %10s  %-6s  %6s\n", width, "row", "aspen", "etcd", "unit", "ratio")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-*s  %10s  %10s  %-6s  %6.2f\n", width, r.Row, figure(r.Aspen, r.Unit), figure(r.Etcd, r.Unit), r.Unit, r.Ratio)
+	}
+}
+
+// figure formats a value for the table.
+func figure(v float64, unit string) string {
+	if unit == "ms" {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
