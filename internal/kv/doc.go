@@ -27,8 +27,19 @@
 //   - "meta": "applied_index" → 8-byte big-endian Raft index.
 //
 // The applied index is written in the same bbolt transaction as the data it
-// covers, so after a crash the store and its applied index agree, and log
-// entries at or below it are skipped rather than applied twice.
+// covers, so the store and its applied index always agree, and log entries at
+// or below it are skipped rather than applied twice.
+//
+// # Durability
+//
+// Applies commit without fsync: the Raft log (fsynced on every append) is
+// what makes a write durable, and a second fsync per batch would double the
+// cost of every write. Close syncs the file and writes a marker beside it
+// (state.db.clean); Open removes the marker. A file found without its marker
+// was not closed cleanly — after a crash or power loss its unsynced pages may
+// be torn — so Open discards it and starts empty, and the node rebuilds the
+// state from the newest Raft snapshot (always fsynced) and the log entries
+// after it, which Raft keeps until a snapshot covers them.
 //
 // # Concurrency
 //

@@ -75,15 +75,35 @@ type ApplyResult struct {
 	Err     error
 }
 
+// cleanSuffix names the marker file Close writes beside the store after a
+// final sync; its presence at Open means the file was closed cleanly.
+const cleanSuffix = ".clean"
+
 // Open opens (creating if needed) the bbolt file at path, creates the
 // buckets and reads the stored applied index. A nil logger discards logs.
+//
+// Applies do not fsync (see the package documentation, "Durability"): a file
+// that was not closed cleanly is not trusted and is replaced by an empty
+// store, which Raft rebuilds from the newest snapshot and the log.
 func Open(path string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if err := discardIfUnclean(path, logger); err != nil {
+		return nil, err
+	}
 	db, applied, err := openDB(path)
 	if err != nil {
 		return nil, err
+	}
+	// from now on a crash leaves the file unclean
+	if err := os.Remove(path + cleanSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = db.Close()
+		return nil, fmt.Errorf("kv: open %s: %w", path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("kv: open %s: %w", path, err)
 	}
 	s := &Store{
 		path:    path,
@@ -97,13 +117,40 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// discardIfUnclean removes the store file at path unless its clean marker
+// exists: after a crash its unsynced pages may be torn.
+func discardIfUnclean(path string, logger *slog.Logger) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Stat(path + cleanSuffix); err == nil {
+		return nil
+	}
+	logger.Warn("state file was not closed cleanly; rebuilding it from the newest snapshot and the Raft log", "path", path)
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("kv: discarding unclean %s: %w", path, err)
+	}
+	return nil
+}
+
+// MarkClean marks the file at path (a closed store, for example one copied
+// from a backup) as cleanly closed, so Open trusts it.
+func MarkClean(path string) error {
+	if err := os.WriteFile(path+cleanSuffix, nil, 0o600); err != nil {
+		return fmt.Errorf("kv: marking %s clean: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
 // openDB opens the bbolt file at path, creates missing buckets and returns
-// the stored applied index.
+// the stored applied index. Commits do not fsync; Close syncs.
 func openDB(path string) (*bbolt.DB, uint64, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:         openTimeout,
 		InitialMmapSize: initialMmapSize,
 		FreelistType:    bbolt.FreelistMapType,
+		NoSync:          true,
+		NoFreelistSync:  true,
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("kv: open %s: %w", path, err)
@@ -148,7 +195,14 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.db != nil {
-			if err := s.db.Close(); err != nil {
+			err := s.db.Sync()
+			if cerr := s.db.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = MarkClean(s.path)
+			}
+			if err != nil {
 				s.closeErr = fmt.Errorf("kv: close %s: %w", s.path, err)
 			}
 			s.db = nil
@@ -437,7 +491,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("kv: restore: snapshot of %d bytes is not a store: %w", n, err)
 	}
-	if err := db.Close(); err != nil {
+	if err := errors.Join(db.Sync(), db.Close()); err != nil {
 		return fmt.Errorf("kv: restore: close %s: %w", tmpPath, err)
 	}
 

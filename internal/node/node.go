@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,7 +97,7 @@ func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.ep, err = transport.Listen(transport.Config{Identity: id, Bind: cfg.Bind}, n.log); err != nil {
+	if n.ep, err = transport.Listen(transport.Config{Identity: id, Bind: cfg.Bind, Faults: cfg.Faults}, n.log); err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Bind, err)
 	}
 	if n.self, err = n.advertised(); err != nil {
@@ -218,6 +219,9 @@ func (n *Node) seedFromBackup() error {
 	if err := copyFile(n.cfg.RestoreFrom, statePath); err != nil {
 		return fmt.Errorf("--restore-from: %w", err)
 	}
+	if err := kv.MarkClean(statePath); err != nil {
+		return fmt.Errorf("--restore-from: %w", err)
+	}
 	st, err := kv.Open(statePath, n.log)
 	if err != nil {
 		os.Remove(statePath)
@@ -235,13 +239,27 @@ func (n *Node) seedFromBackup() error {
 	return nil
 }
 
+// copyFile copies src to dst durably (synced before it is renamed in place).
 func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
+	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
+	defer in.Close()
 	tmp := dst + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, dst)
@@ -295,6 +313,9 @@ func (n *Node) Addr() transport.NodeAddr { return n.self }
 
 // ID is this node's Raft ID.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// Endpoint exposes the node's QUIC endpoint (for fault-injection tests).
+func (n *Node) Endpoint() *transport.Endpoint { return n.ep }
 
 // Raft exposes the consensus node (for tests and the composition of services).
 func (n *Node) Raft() *consensus.Node { return n.raft }
