@@ -429,9 +429,13 @@ func (n *Node) Leader() (raft.ServerAddress, uint64) {
 	return addr, ParseServerID(id)
 }
 
-// Initialized reports whether this node knows a configuration (it was
-// bootstrapped or learned one by replication).
+// Initialized reports whether this node belongs to a cluster: it knows a
+// configuration (it was bootstrapped or learned one by replication) or a
+// leader has contacted it.
 func (n *Node) Initialized() bool {
+	if addr, _ := n.raft.LeaderWithID(); addr != "" {
+		return true // a leader contacted us: we are a member, still catching up
+	}
 	servers, err := n.Servers()
 	return err == nil && len(servers) > 0
 }
