@@ -23,7 +23,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
+	"github.com/hashicorp/raft-wal/types"
 
 	"github.com/aspen-dev/aspen/api"
 )
@@ -218,7 +221,8 @@ func openWAL(dir string, segmentSize int) (*walStore, error) {
 	if segmentSize <= 0 {
 		segmentSize = wal.DefaultSegmentSize
 	}
-	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithSegmentSize(segmentSize))
+	files := sealFixFiler{segment.NewFiler(dir, fs.New())}
+	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithSegmentSize(segmentSize), wal.WithSegmentFiler(files))
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -229,6 +233,23 @@ func openWAL(dir string, segmentSize int) (*walStore, error) {
 // Close closes the log and its metadata database.
 func (w *walStore) Close() error {
 	return errors.Join(w.WAL.Close(), w.meta.Close())
+}
+
+// sealFixFiler works around hashicorp/raft-wal#31 in v0.4.0 (the newest
+// version the module proxy serves; the upstream fix came later): truncating
+// the log's tail — which Raft does when a new leader overwrites a follower's
+// uncommitted entries — marks the old tail segment sealed without writing
+// its index block, so after a restart reading it fails ("sealed segment has
+// no index block") and raft.NewRaft panics. Such a segment is opened the way
+// a tail is recovered instead: by scanning its frames.
+type sealFixFiler struct{ *segment.Filer }
+
+func (f sealFixFiler) Open(info types.SegmentInfo) (types.SegmentReader, error) {
+	if info.IndexStart == 0 && !info.SealTime.IsZero() {
+		info.SealTime = time.Time{}
+		return f.Filer.RecoverTail(info)
+	}
+	return f.Filer.Open(info)
 }
 
 // catchUpFromSnapshot restores the newest snapshot into fsm when the FSM's
@@ -354,10 +375,30 @@ func (n *Node) Bootstrap() error {
 // on this node (the leader).
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	f := n.raft.Apply(cmd, timeoutOf(ctx, 30*time.Second))
-	if err := f.Error(); err != nil {
-		return nil, n.mapErr(err)
+	if err := n.await(ctx, f); err != nil {
+		return nil, err
 	}
 	return f.Response(), nil
+}
+
+// await waits for a Raft future, the caller's context or shutdown, whichever
+// comes first. Raft can leave a future queued just before it shuts down
+// unanswered; waiting on it alone would hang the caller, and Shutdown with it.
+// Giving up on a proposal leaves its outcome unknown, and says so.
+func (n *Node) await(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // ends when raft answers; may outlive shutdown
+	select {
+	case err := <-done:
+		if err != nil {
+			return n.mapErr(err)
+		}
+		return nil
+	case <-ctx.Done():
+		return api.Errorf(api.CodeUnavailable, "gave up waiting for Raft (%v); the outcome is unknown", ctx.Err())
+	case <-n.stop:
+		return api.Errorf(api.CodeUnavailable, "node is shutting down; the outcome is unknown")
+	}
 }
 
 // ReadBarrier returns once a read of the local FSM is linearizable: this node

@@ -26,7 +26,7 @@ func (n *Node) AddLearner(ctx context.Context, id uint64, addr raft.ServerAddres
 			return api.Errorf(api.CodeConflict, "address %s already belongs to node %s", addr, s.ID)
 		}
 	}
-	return n.mapErr(n.raft.AddNonvoter(ServerID(id), addr, 0, timeoutOf(ctx, 30*time.Second)).Error())
+	return n.await(ctx, n.raft.AddNonvoter(ServerID(id), addr, 0, timeoutOf(ctx, 30*time.Second)))
 }
 
 // ChangeMembership makes voters the exact voter set. New voters must already
@@ -58,14 +58,14 @@ func (n *Node) ChangeMembership(ctx context.Context, voters []uint64) error {
 		if s.Suffrage == raft.Voter {
 			continue
 		}
-		if err := n.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
-			return n.mapErr(fmt.Errorf("promoting node %d: %w", v, err))
+		if err := n.await(ctx, n.raft.AddVoter(s.ID, s.Address, 0, timeout)); err != nil {
+			return fmt.Errorf("promoting node %d: %w", v, err)
 		}
 	}
 	for _, s := range servers {
 		if s.Suffrage == raft.Voter && !want[s.ID] {
-			if err := n.raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
-				return n.mapErr(fmt.Errorf("removing node %s: %w", s.ID, err))
+			if err := n.await(ctx, n.raft.RemoveServer(s.ID, 0, timeout)); err != nil {
+				return fmt.Errorf("removing node %s: %w", s.ID, err)
 			}
 		}
 	}
@@ -114,7 +114,7 @@ func (n *Node) Remove(ctx context.Context, id uint64, requireVoter bool) error {
 	if requireVoter && servers[i].Suffrage != raft.Voter {
 		return api.Errorf(api.CodeInvalidArgument, "node %d is not a voter", id)
 	}
-	return n.mapErr(n.raft.RemoveServer(ServerID(id), 0, timeoutOf(ctx, 30*time.Second)).Error())
+	return n.await(ctx, n.raft.RemoveServer(ServerID(id), 0, timeoutOf(ctx, 30*time.Second)))
 }
 
 // Snapshot takes a snapshot now and returns its index and term.

@@ -73,7 +73,12 @@ func (n *Node) runReadRounds() {
 		}
 		b.mu.Unlock()
 		r.idx = n.raft.CommitIndex()
-		r.err = n.raft.VerifyLeader().Error()
+		r.err = n.verifyLeader()
 		close(r.done)
 	}
+}
+
+// verifyLeader confirms leadership with a quorum, or gives up at shutdown.
+func (n *Node) verifyLeader() error {
+	return n.await(context.Background(), n.raft.VerifyLeader())
 }

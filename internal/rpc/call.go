@@ -26,10 +26,15 @@ func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) 
 	defer st.CancelRead(0)
 	var resp Response
 	if err := ReadFrame(st, &resp); err != nil {
-		return nil, fmt.Errorf("reading %s response: %w", req.Op, withCause(ctx, err))
+		return nil, fmt.Errorf("reading %s response: %w: %w", req.Op, ErrOutcomeUnknown, withCause(ctx, err))
 	}
 	return &resp, nil
 }
+
+// ErrOutcomeUnknown marks a call that failed after its request was sent:
+// the server may have executed it. Errors without it mean the request never
+// left, so it is safe to send again.
+var ErrOutcomeUnknown = errors.New("the request was sent but no answer came back")
 
 // withCause adds ctx's error to err, a failure of a call's stream, when ctx
 // ended: the stream then failed because of it, and callers can match

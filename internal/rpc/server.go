@@ -133,9 +133,21 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, verify func([
 			return
 		}
 		s.logger().Debug("rpc: forwarding to leader failed", "op", req.Op, "err", ferr)
-		// report the original NOT_LEADER (with its hint) so the client rotates
+		err = forwardFailure(req.Op, err, ferr)
 	}
 	s.reply(st, req.Op, start, resp, err)
+}
+
+// forwardFailure is the answer when forwarding to the leader failed. If the
+// request may have reached the leader, its outcome is unknown: answering
+// NOT_LEADER would invite the client to send a write that may already be
+// applied a second time. Otherwise the original NOT_LEADER (with its leader
+// hint) tells the client to rotate.
+func forwardFailure(op string, notLeader, ferr error) error {
+	if errors.Is(ferr, ErrOutcomeUnknown) {
+		return api.Errorf(api.CodeUnavailable, "%s was forwarded to the leader but its answer was lost; the outcome is unknown", op)
+	}
+	return notLeader
 }
 
 func (s *Server) serveStreaming(ctx context.Context, st *quic.Stream, req *Request, e *entry, reqv any, start time.Time) {
@@ -256,7 +268,7 @@ func (s *Server) invoke(ctx context.Context, op string, decode func(any) error) 
 	fwd, ferr := s.Forward(ctx, &Request{Op: op, Forwarded: true, Body: body})
 	if ferr != nil {
 		s.logger().Debug("rpc: forwarding to leader failed", "op", op, "err", ferr)
-		return nil, err
+		return nil, forwardFailure(op, err, ferr)
 	}
 	if fwd.Error != nil {
 		return nil, fwd.Error

@@ -1,0 +1,60 @@
+package consensus
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// TestTailTruncationSurvivesReopen: Raft truncates the log's tail when a new
+// leader overwrites uncommitted entries; the log must stay readable after a
+// restart (raft-wal v0.4.0 alone panics here, hashicorp/raft-wal#31).
+func TestTailTruncationSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	logs := func(from, to uint64, term uint64) []*raft.Log {
+		var out []*raft.Log
+		for i := from; i <= to; i++ {
+			out = append(out, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: []byte(fmt.Sprintf("t%d-%d", term, i))})
+		}
+		return out
+	}
+	w, err := openWAL(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StoreLogs(logs(1, 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DeleteRange(8, 10); err != nil { // conflicting suffix
+		t.Fatal(err)
+	}
+	if err := w.StoreLogs(logs(8, 12, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err = openWAL(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := uint64(1); i <= 12; i++ {
+		var l raft.Log
+		if err := w.GetLog(i, &l); err != nil {
+			t.Fatalf("after reopen, log %d: %v", i, err)
+		}
+		term := uint64(1)
+		if i >= 8 {
+			term = 2
+		}
+		if want := fmt.Sprintf("t%d-%d", term, i); string(l.Data) != want {
+			t.Fatalf("log %d = %q, want %q", i, l.Data, want)
+		}
+	}
+	if last, _ := w.LastIndex(); last != 12 {
+		t.Fatalf("last index %d, want 12", last)
+	}
+}
