@@ -15,8 +15,10 @@ import (
 
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/client"
+	"github.com/aspen-dev/aspen/internal/faults"
 	"github.com/aspen-dev/aspen/internal/node"
 	"github.com/aspen-dev/aspen/internal/ticket"
+	"github.com/aspen-dev/aspen/internal/transport"
 )
 
 // Options tune a test cluster. Zero values take defaults.
@@ -25,6 +27,10 @@ type Options struct {
 	Configure func(*node.Config)
 	// Learners leaves nodes 2..n as learners instead of voters.
 	Learners bool
+	// Net injects network faults into every node; default: a fault-free
+	// faults.Network seeded from the clock. See Partition, Isolate, Block,
+	// Heal, and Net's own methods for loss and delay.
+	Net *faults.Network
 }
 
 // Cluster is a set of in-process nodes.
@@ -33,6 +39,8 @@ type Cluster struct {
 	opts    Options
 	cookie  string
 	Members []*Member
+	// Net is the fault injector shared by all nodes (Options.Net or a new one).
+	Net *faults.Network
 }
 
 // Member is one node slot: its stable ID, data dir and address survive
@@ -40,7 +48,8 @@ type Cluster struct {
 type Member struct {
 	ID   uint64
 	Dir  string
-	Bind string // fixed after the first start so restarts keep the address
+	Bind string              // fixed after the first start so restarts keep the address
+	Key  transport.PublicKey // node identity, fixed after the first start
 	Node *node.Node
 }
 
@@ -48,10 +57,14 @@ type Member struct {
 // as learners and (unless opts.Learners) promoted so all n are voters.
 func New(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, opts: opts, cookie: fmt.Sprintf("test-cookie-%d", time.Now().UnixNano())}
+	c := &Cluster{t: t, opts: opts, cookie: fmt.Sprintf("test-cookie-%d", time.Now().UnixNano()), Net: opts.Net}
+	if c.Net == nil {
+		c.Net = faults.New(uint64(time.Now().UnixNano()))
+	}
+	root := t.TempDir() // created before the Cleanup below, so removed after it
 	t.Cleanup(c.Close)
 	for i := 1; i <= n; i++ {
-		m := &Member{ID: uint64(i), Dir: filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i)), Bind: "127.0.0.1:0"}
+		m := &Member{ID: uint64(i), Dir: filepath.Join(root, fmt.Sprintf("node%d", i)), Bind: "127.0.0.1:0"}
 		c.Members = append(c.Members, m)
 		c.Start(i)
 	}
@@ -88,6 +101,7 @@ func (c *Cluster) Config(i int) node.Config {
 	cfg.Cookie = c.cookie
 	cfg.DataDir = m.Dir
 	cfg.Bind = m.Bind
+	cfg.Faults = c.Net
 	if c.opts.Configure != nil {
 		c.opts.Configure(&cfg)
 	}
@@ -115,6 +129,7 @@ func (c *Cluster) Start(i int) *node.Node {
 		c.t.Fatalf("starting node %d: %v", m.ID, err)
 	}
 	m.Bind = m.Node.Addr().Addrs[0]
+	m.Key = m.Node.Addr().Key
 	return m.Node
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/aspen-dev/aspen/internal/transport"
 )
 
 // Config is everything a node needs to start. Fill it from flags, ASPEN_*
@@ -35,6 +37,11 @@ type Config struct {
 	RestoreFrom string `toml:"restore_from"`
 	// Init bootstraps a single-voter cluster at start if none exists (dev mode).
 	Init bool `toml:"init"`
+
+	// Faults injects network faults into the node's endpoint. For
+	// fault-injection tests only (see package faults); not settable from
+	// flags or TOML; nil in production.
+	Faults transport.Faults `toml:"-"`
 }
 
 // DefaultConfig returns the defaults.

@@ -97,7 +97,7 @@ func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.ep, err = transport.Listen(transport.Config{Identity: id, Bind: cfg.Bind}, n.log); err != nil {
+	if n.ep, err = transport.Listen(transport.Config{Identity: id, Bind: cfg.Bind, Faults: cfg.Faults}, n.log); err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Bind, err)
 	}
 	if n.self, err = n.advertised(); err != nil {
@@ -313,6 +313,9 @@ func (n *Node) Addr() transport.NodeAddr { return n.self }
 
 // ID is this node's Raft ID.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// Endpoint exposes the node's QUIC endpoint (for fault-injection tests).
+func (n *Node) Endpoint() *transport.Endpoint { return n.ep }
 
 // Raft exposes the consensus node (for tests and the composition of services).
 func (n *Node) Raft() *consensus.Node { return n.raft }

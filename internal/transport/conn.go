@@ -16,6 +16,9 @@ type Conn struct {
 	qc   *quic.Conn
 	peer PublicKey
 	alpn string
+
+	faults Faults    // the endpoint's fault injector, nil in production
+	self   PublicKey // the endpoint's key, for faults
 }
 
 // newConn wraps an established QUIC connection, reading the peer key that
@@ -53,6 +56,9 @@ func (c *Conn) Exporter() ([]byte, error) {
 // OpenStream opens a bidirectional stream, blocking while the peer's stream
 // limit is reached, until ctx is done.
 func (c *Conn) OpenStream(ctx context.Context) (*quic.Stream, error) {
+	if !c.allowOut() {
+		return nil, fmt.Errorf("open stream: %w", faultError(c.self, c.peer, c.alpn))
+	}
 	s, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s (%s): %w", c.peer, c.alpn, err)
@@ -62,12 +68,23 @@ func (c *Conn) OpenStream(ctx context.Context) (*quic.Stream, error) {
 
 // AcceptStream waits for the peer to open a bidirectional stream.
 func (c *Conn) AcceptStream(ctx context.Context) (*quic.Stream, error) {
-	s, err := c.qc.AcceptStream(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("accept stream from %s (%s): %w", c.peer, c.alpn, err)
+	for {
+		s, err := c.qc.AcceptStream(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("accept stream from %s (%s): %w", c.peer, c.alpn, err)
+		}
+		if c.allowIn() {
+			return s, nil
+		}
+		s.CancelRead(0) // injected fault: the stream is lost
+		s.CancelWrite(0)
 	}
-	return s, nil
 }
+
+// allowOut and allowIn ask the endpoint's Faults, if any, whether traffic
+// to and from the peer may flow now.
+func (c *Conn) allowOut() bool { return c.faults == nil || c.faults.Allow(c.self, c.peer, c.alpn) }
+func (c *Conn) allowIn() bool  { return c.faults == nil || c.faults.Allow(c.peer, c.self, c.alpn) }
 
 // Close closes the connection, sending the application error code and reason
 // to the peer. Closing an already closed connection returns nil.

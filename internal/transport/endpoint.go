@@ -38,6 +38,9 @@ type Config struct {
 	// ephemeral port: the same socket sends and receives for dialed
 	// connections.
 	Bind string
+	// Faults, when set, is consulted on every dial, accepted connection and
+	// stream (see Faults). For fault-injection tests only; nil in production.
+	Faults Faults
 }
 
 // Handler serves one accepted connection. It runs in its own goroutine and
@@ -56,6 +59,7 @@ type Endpoint struct {
 	bindV6 bool // Bind named an IPv6 address
 	tr     *quic.Transport
 	qconf  *quic.Config
+	faults Faults // nil unless injecting faults
 
 	ctx    context.Context // cancelled by Close; parent of handler contexts
 	cancel context.CancelFunc
@@ -128,6 +132,7 @@ func Listen(cfg Config, logger *slog.Logger) (*Endpoint, error) {
 			MaxIncomingStreams:    maxIncomingStreams,
 			MaxIncomingUniStreams: maxIncomingUni,
 		},
+		faults:   cfg.Faults,
 		ctx:      ctx,
 		cancel:   cancel,
 		handlers: make(map[string]Handler),
@@ -204,6 +209,11 @@ func (e *Endpoint) acceptLoop(ln *quic.Listener) {
 			_ = qc.CloseWithError(quic.ApplicationErrorCode(0), "bad peer certificate")
 			continue
 		}
+		e.withFaults(c)
+		if e.faults != nil && !e.faults.Allow(c.peer, c.self, c.alpn) {
+			_ = c.Close(0, "injected fault")
+			continue
+		}
 		e.mu.Lock()
 		h := e.handlers[c.alpn]
 		e.mu.Unlock()
@@ -270,6 +280,9 @@ func (e *Endpoint) goFunc(f func()) bool {
 func (e *Endpoint) Dial(ctx context.Context, to NodeAddr, alpn string) (*Conn, error) {
 	if err := to.Validate(); err != nil {
 		return nil, fmt.Errorf("dial %s: %w", alpn, err)
+	}
+	if e.faults != nil && !e.faults.Allow(e.id.Public(), to.Key, alpn) {
+		return nil, fmt.Errorf("dial: %w", faultError(e.id.Public(), to.Key, alpn))
 	}
 	k := dialKey{key: to.Key, alpn: alpn}
 	for {
@@ -343,11 +356,17 @@ func (e *Endpoint) dial(ctx context.Context, to NodeAddr, alpn string) (*Conn, e
 				errs = append(errs, err)
 				continue
 			}
+			e.withFaults(c)
 			e.logger.Debug("dialed", "peer", c.peer, "alpn", alpn, "remote", ap)
 			return c, nil
 		}
 	}
 	return nil, fmt.Errorf("dial %s %s: %w", to, alpn, errors.Join(errs...))
+}
+
+// withFaults gives c this endpoint's fault injector and key.
+func (e *Endpoint) withFaults(c *Conn) {
+	c.faults, c.self = e.faults, e.id.Public()
 }
 
 // resolve turns "host:port" into socket addresses usable from our socket,

@@ -285,8 +285,22 @@ func (sc *streamConn) abort() {
 
 var _ net.Conn = (*streamConn)(nil)
 
-func (sc *streamConn) Read(b []byte) (int, error)  { return sc.s.Read(b) }
-func (sc *streamConn) Write(b []byte) (int, error) { return sc.s.Write(b) }
+func (sc *streamConn) Read(b []byte) (int, error) {
+	n, err := sc.s.Read(b)
+	if n > 0 && !sc.c.allowIn() { // injected fault: the message is lost, and the stream with it
+		sc.abort()
+		return 0, faultError(sc.c.peer, sc.c.self, sc.c.alpn)
+	}
+	return n, err
+}
+
+func (sc *streamConn) Write(b []byte) (int, error) {
+	if !sc.c.allowOut() {
+		sc.abort()
+		return 0, faultError(sc.c.self, sc.c.peer, sc.c.alpn)
+	}
+	return sc.s.Write(b)
+}
 
 // Close finishes the send side and stops reading; the peer reads EOF after
 // the data already written.

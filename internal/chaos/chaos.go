@@ -1,0 +1,295 @@
+// Package chaos runs workloads against an in-process cluster while nemeses
+// inject faults, and judges the outcome: a porcupine linearizability check
+// of a get/put/CAS/delete history (package linearize), and a durability
+// check of acknowledged atomic adds. The tests of this package run short
+// campaigns in `go test`; cmd/aspen-chaos runs long ones.
+//
+// Threads: Run's caller goroutine owns the cluster (it injects and undoes
+// faults, stops and starts nodes); workload goroutines only use their own
+// clients and the shared, synchronised history.
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/client"
+	"github.com/aspen-dev/aspen/internal/clustertest"
+	"github.com/aspen-dev/aspen/internal/linearize"
+)
+
+// Config describes one campaign. Zero values take the defaults noted.
+type Config struct {
+	Seed      uint64        // seeds nemesis and workload choices
+	Duration  time.Duration // how long faults are injected (default 5s)
+	Clients   int           // concurrent clients, spread over all nodes (default 2 per node)
+	Keys      int           // keys of the register workload (default 8)
+	OpTimeout time.Duration // per operation (default 1s)
+	Hold      time.Duration // how long one fault lasts (default 700ms)
+	Quiet     time.Duration // pause between faults (default 300ms)
+	Nemeses   []Nemesis     // default: none (the workload runs on a healthy cluster)
+	// Logf, when set, receives one line per fault and a summary.
+	Logf func(format string, args ...any)
+}
+
+func (cfg *Config) defaults(nodes int) {
+	if cfg.Duration <= 0 {
+		cfg.Duration = 5 * time.Second
+	}
+	if cfg.Clients <= 0 {
+		cfg.Clients = 2 * nodes
+	}
+	if cfg.Keys <= 0 {
+		cfg.Keys = 8
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = time.Second
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = 700 * time.Millisecond
+	}
+	if cfg.Quiet <= 0 {
+		cfg.Quiet = 300 * time.Millisecond
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+}
+
+// Nemesis injects one kind of fault into c. Inject runs on the goroutine
+// that owns c and returns a description and the function that undoes the
+// fault (it must leave every member running and the network healed of what
+// Inject did); ok is false when the fault does not apply now (no leader).
+type Nemesis struct {
+	Name   string
+	Inject func(c *clustertest.Cluster, rng *rand.Rand) (desc string, undo func(), ok bool)
+	// During, when set, runs on the same goroutine after Inject until the
+	// fault ends (for faults that keep changing, like flapping partitions).
+	During func(c *clustertest.Cluster, rng *rand.Rand, until time.Time)
+}
+
+// Report is the outcome of a campaign.
+type Report struct {
+	Faults []string // one line per fault injected
+	// Register workload (Run).
+	Lin linearize.Result
+	// Counter workload (RunCounter).
+	Acked, Unknown, Refused int64 // adds acknowledged, outcome unknown, certainly refused
+	Final                   int64 // counter value read after the run
+}
+
+// running lists the members that are up.
+func running(c *clustertest.Cluster) []int {
+	var out []int
+	for i, m := range c.Members {
+		if m.Node != nil {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// clients makes n clients, client i knowing every node but starting at
+// node i mod len(nodes), so load is spread.
+func clients(c *clustertest.Cluster, n int) []*client.Client {
+	nodes := running(c)
+	out := make([]*client.Client, n)
+	for i := range out {
+		k := i % len(nodes)
+		order := append(slices.Clone(nodes[k:]), nodes[:k]...)
+		out[i] = c.Client(order...)
+	}
+	return out
+}
+
+// inject runs nemeses until cfg.Duration passes, then restores the cluster
+// and waits for a leader.
+func inject(c *clustertest.Cluster, cfg *Config, rng *rand.Rand, rep *Report) {
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	for time.Now().Before(deadline) && len(cfg.Nemeses) > 0 {
+		n := cfg.Nemeses[rng.IntN(len(cfg.Nemeses))]
+		desc, undo, ok := n.Inject(c, rng)
+		if !ok {
+			time.Sleep(cfg.Quiet)
+			continue
+		}
+		line := fmt.Sprintf("%6.2fs %s: %s", time.Since(start).Seconds(), n.Name, desc)
+		rep.Faults = append(rep.Faults, line)
+		cfg.Logf("fault %s", line)
+		until := time.Now().Add(min(cfg.Hold, time.Until(deadline)+10*time.Millisecond))
+		if n.During != nil {
+			n.During(c, rng, until)
+		}
+		time.Sleep(time.Until(until))
+		undo()
+		time.Sleep(cfg.Quiet)
+	}
+	if len(cfg.Nemeses) == 0 {
+		time.Sleep(time.Until(deadline))
+	}
+	c.Net.Reset()
+	for _, i := range stopped(c) {
+		c.Start(i)
+	}
+	c.WaitLeader()
+}
+
+func stopped(c *clustertest.Cluster) []int {
+	var out []int
+	for i, m := range c.Members {
+		if m.Node == nil {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// Run drives the register workload (get, put, CAS, delete on cfg.Keys keys)
+// from cfg.Clients clients while the nemeses run, then checks the history
+// for linearizability (giving up after checkTimeout with verdict Unknown).
+func Run(c *clustertest.Cluster, cfg Config, checkTimeout time.Duration) Report {
+	cfg.defaults(len(c.Members))
+	rng := rand.New(rand.NewPCG(cfg.Seed, 1))
+	h := linearize.NewHistory()
+	cls := clients(c, cfg.Clients)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i, cl := range cls {
+		wrng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)+100))
+		wg.Go(func() { registerWorker(ctx, h.Client(i, cl), i, wrng, &cfg) })
+	}
+	var rep Report
+	inject(c, &cfg, rng, &rep)
+	time.Sleep(cfg.Quiet) // let the workload run on the healed cluster too
+	cancel()
+	wg.Wait()
+	rep.Lin = h.Check(checkTimeout)
+	cfg.Logf("history: %d ops (%d ok, %d unknown, %d failed), verdict %s in %v",
+		rep.Lin.Ops, rep.Lin.Counts.OK, rep.Lin.Counts.Unknown, rep.Lin.Counts.Failed, rep.Lin.Verdict, rep.Lin.Elapsed.Round(time.Millisecond))
+	return rep
+}
+
+func registerWorker(ctx context.Context, cl *linearize.Client, id int, rng *rand.Rand, cfg *Config) {
+	last := map[string]string{} // last value this worker saw per key, for CAS
+	for seq := 0; ctx.Err() == nil; seq++ {
+		key := fmt.Sprintf("k%d", rng.IntN(cfg.Keys))
+		val := fmt.Sprintf("c%d-%d", id, seq)
+		octx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
+		var err error
+		switch p := rng.IntN(100); {
+		case p < 45:
+			var out linearize.Output
+			if out, err = cl.Get(octx, key); err == nil {
+				last[key] = out.Value
+				if !out.Found {
+					delete(last, key)
+				}
+			}
+		case p < 70:
+			err = cl.Put(octx, key, val)
+		case p < 92:
+			old, ok := last[key]
+			_, err = cl.CAS(octx, key, old, val, !ok)
+		default:
+			_, err = cl.Delete(octx, key)
+		}
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond) // do not spin while the cluster has no leader
+		}
+	}
+}
+
+// CounterKey is the key RunCounter adds to.
+const CounterKey = "counter"
+
+// RunCounter drives atomic adds of 1 to CounterKey from cfg.Clients clients
+// while the nemeses run, then reads the counter. Durable, exactly-once
+// application means Acked ≤ Final ≤ Acked+Unknown; Check says whether it
+// holds.
+func RunCounter(c *clustertest.Cluster, cfg Config) Report {
+	cfg.defaults(len(c.Members))
+	rng := rand.New(rand.NewPCG(cfg.Seed, 2))
+	cls := clients(c, cfg.Clients)
+	ctx, cancel := context.WithCancel(context.Background())
+	var acked, unknown, refused atomic.Int64
+	var wg sync.WaitGroup
+	for _, cl := range cls {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				octx, ocancel := context.WithTimeout(ctx, cfg.OpTimeout)
+				_, err := cl.Txn(octx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnAdd, Key: []byte(CounterKey), Delta: 1}}})
+				ocancel()
+				switch {
+				case err == nil:
+					acked.Add(1)
+				case linearize.Indeterminate(err):
+					unknown.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				default:
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	var rep Report
+	inject(c, &cfg, rng, &rep)
+	time.Sleep(cfg.Quiet)
+	cancel()
+	wg.Wait()
+	rep.Acked, rep.Unknown, rep.Refused = acked.Load(), unknown.Load(), refused.Load()
+	rep.Final = -1
+	cl := cls[0]
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		gctx, gcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		r, err := cl.Get(gctx, &api.GetRequest{Key: []byte(CounterKey)})
+		gcancel()
+		if err == nil {
+			rep.Final = 0
+			if r.KV != nil {
+				fmt.Sscan(string(r.KV.Value), &rep.Final)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cfg.Logf("counter: %d acked, %d unknown, %d refused, final %d", rep.Acked, rep.Unknown, rep.Refused, rep.Final)
+	return rep
+}
+
+// CounterErr reports a durability violation of a RunCounter report, or nil.
+func (r Report) CounterErr() error {
+	switch {
+	case r.Final < 0:
+		return errors.New("could not read the counter after the run")
+	case r.Final < r.Acked:
+		return fmt.Errorf("lost writes: counter is %d but %d adds were acknowledged", r.Final, r.Acked)
+	case r.Final > r.Acked+r.Unknown:
+		return fmt.Errorf("double application: counter is %d but only %d adds were acknowledged and %d unknown", r.Final, r.Acked, r.Unknown)
+	}
+	return nil
+}
+
+// Summary is a one-paragraph description of the report.
+func (r Report) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d faults injected\n", len(r.Faults))
+	if r.Lin.Ops > 0 {
+		fmt.Fprintf(&b, "register history: %d ops (%d ok, %d unknown), %d failed reads/refused writes, linearizability %s (checked in %v)\n",
+			r.Lin.Ops, r.Lin.Counts.OK, r.Lin.Counts.Unknown, r.Lin.Counts.Failed, r.Lin.Verdict, r.Lin.Elapsed.Round(time.Millisecond))
+	}
+	if r.Acked+r.Unknown > 0 {
+		fmt.Fprintf(&b, "counter: %d adds acknowledged, %d unknown, %d refused, final value %d\n", r.Acked, r.Unknown, r.Refused, r.Final)
+	}
+	return b.String()
+}
