@@ -33,6 +33,7 @@ output a value is a string when it is valid UTF-8, otherwise {"base64": "..."}.`
 		a.newKVScanCmd(),
 		a.newKVBatchReadCmd(),
 		a.newKVBatchWriteCmd(),
+		a.newKVWatchCmd(),
 	)
 	return cmd
 }

@@ -56,13 +56,19 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	last = prev
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		a := applier{kv: tx.Bucket(bucketKV), ttl: tx.Bucket(bucketTTL)}
+		a := applier{kv: tx.Bucket(bucketKV), ttl: tx.Bucket(bucketTTL), hist: history{
+			b: tx.Bucket(bucketEvents), meta: tx.Bucket(bucketMeta), retention: s.retention,
+		}}
 		for i, l := range logs {
 			if l.Index <= last {
 				continue
 			}
 			if l.Type == raft.LogCommand {
+				a.hist.begin(l.Index)
 				res, err := a.applyCommand(l.Index, l.Data)
+				if err == nil {
+					err = a.hist.compact()
+				}
 				if err != nil {
 					return fmt.Errorf("apply index %d: %w", l.Index, err)
 				}
@@ -81,9 +87,12 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 	return results
 }
 
-// applier applies commands inside one bbolt write transaction.
+// applier applies commands inside one bbolt write transaction, recording
+// every change in the history.
 type applier struct {
 	kv, ttl *bbolt.Bucket
+	hist    history
+	nowMs   int64 // NowMs of the command being applied
 }
 
 // applyCommand decodes, validates and applies one command. A returned error is
@@ -97,6 +106,7 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 	if err := validateCommand(cmd); err != nil {
 		return &ApplyResult{Err: err}, nil
 	}
+	a.nowMs = cmd.NowMs
 	if cmd.Txn != nil {
 		o := &overlay{kv: a.kv, nowMs: cmd.NowMs, index: index, writes: map[string]*record{}}
 		resp, opErr, err := o.txn(cmd.Txn)
@@ -157,13 +167,22 @@ func (a *applier) commit(writes map[string]*record) error {
 	return nil
 }
 
-// write stores r under key (nil r deletes it), keeping the TTL index in step.
+// write stores r under key (nil r deletes it), keeping the TTL index in step
+// and recording the change in the history: a put event for every r, a delete
+// event when a stored record (live or expired) is removed.
 func (a *applier) write(key string, r *record) error {
 	k := []byte(key)
+	ev := &storedEvent{Kind: EventPut, Key: k}
+	if r == nil {
+		ev.Kind = EventDelete
+	}
 	if raw := a.kv.Get(k); raw != nil {
 		old, err := decodeRecord(k, raw)
 		if err != nil {
 			return err
+		}
+		if r == nil || old.live(a.nowMs) {
+			ev.Prev, ev.HasPrev = old.Value, true
 		}
 		if old.ExpiresAtMs != 0 {
 			if err := a.ttl.Delete(ttlKey(old.ExpiresAtMs, k)); err != nil {
@@ -174,10 +193,15 @@ func (a *applier) write(key string, r *record) error {
 			if err := a.kv.Delete(k); err != nil {
 				return fmt.Errorf("kv: delete key %q: %w", k, err)
 			}
+			return a.hist.record(ev)
 		}
 	}
 	if r == nil {
-		return nil
+		return nil // deleting an absent key changes nothing
+	}
+	ev.Value = r.Value
+	if err := a.hist.record(ev); err != nil {
+		return err
 	}
 	b, err := encodeRecord(r)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package kv owns Aspen's replicated key/value state machine: the one Raft
 // command type, its validation, and the bbolt file that holds every key, the
-// TTL index and the last applied Raft index.
+// TTL index, the change history and the last applied Raft index.
 //
 // # Model
 //
@@ -18,13 +18,29 @@
 //
 // # Storage
 //
-// The bbolt file has three buckets:
+// The bbolt file has four buckets:
 //
 //   - "kv": key → record (CBOR with integer keys: value, version,
 //     create revision, mod revision, expiry);
 //   - "ttl": 8-byte big-endian expiry (unix ms) followed by the key → empty,
 //     one entry for each record with an expiry;
-//   - "meta": "applied_index" → 8-byte big-endian Raft index.
+//   - "events": the change history, 8-byte big-endian revision and 4-byte
+//     big-endian sequence within the revision → CBOR event (put or delete,
+//     key, new value, previous value);
+//   - "meta": "applied_index" → 8-byte big-endian Raft index, and
+//     "history_compacted" → the highest revision whose events may be gone.
+//
+// # History
+//
+// Every change an apply makes (put, delete, delete_range, add, expiry) is
+// also recorded as an event in the same transaction, in key order within its
+// revision; deleting an absent key records nothing. Each applied command then
+// deletes a bounded number of the oldest events of revisions at or below
+// (its index − retention) (Options.HistoryRetention, default
+// DefaultHistoryRetention), so the history is bounded, deterministic, and
+// identical on every replica; snapshots carry it. Events reads it and
+// OldestRevision says how far back it reaches; watchers wait for more with
+// WaitApplied.
 //
 // The applied index is written in the same bbolt transaction as the data it
 // covers, so the store and its applied index always agree, and log entries at

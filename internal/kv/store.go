@@ -57,6 +57,8 @@ type Store struct {
 
 	applied atomic.Uint64 // last applied Raft index, as committed to db
 
+	retention uint64 // revisions of history kept; set once by OpenWith
+
 	waitMu   sync.Mutex    // guards advance
 	advance  chan struct{} // closed and replaced whenever applied changes
 	closed   chan struct{} // closed by Close
@@ -86,6 +88,23 @@ const cleanSuffix = ".clean"
 // that was not closed cleanly is not trusted and is replaced by an empty
 // store, which Raft rebuilds from the newest snapshot and the log.
 func Open(path string, logger *slog.Logger) (*Store, error) {
+	return OpenWith(path, logger, Options{})
+}
+
+// Options tunes a Store. The zero value means the defaults.
+type Options struct {
+	// HistoryRetention is how many revisions of change history to keep
+	// (default DefaultHistoryRetention). Compaction is part of applying, so
+	// every replica of a cluster must use the same value for their
+	// histories to stay identical.
+	HistoryRetention uint64
+}
+
+// OpenWith is Open with options.
+func OpenWith(path string, logger *slog.Logger, opts Options) (*Store, error) {
+	if opts.HistoryRetention == 0 {
+		opts.HistoryRetention = DefaultHistoryRetention
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,11 +125,12 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("kv: open %s: %w", path, err)
 	}
 	s := &Store{
-		path:    path,
-		logger:  logger,
-		db:      db,
-		advance: make(chan struct{}),
-		closed:  make(chan struct{}),
+		path:      path,
+		logger:    logger,
+		db:        db,
+		advance:   make(chan struct{}),
+		closed:    make(chan struct{}),
+		retention: opts.HistoryRetention,
 	}
 	s.applied.Store(applied)
 	logger.Info("kv store opened", "path", path, "applied_index", applied)
@@ -162,8 +182,10 @@ func openDB(path string) (*bbolt.DB, uint64, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		applied, err = readApplied(tx)
-		return err
+		if applied, err = readApplied(tx); err != nil {
+			return err
+		}
+		return initHistory(tx, applied)
 	})
 	if err != nil {
 		_ = db.Close()

@@ -139,6 +139,7 @@ func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		Logger:     n.log,
 	}
 	n.ep.Handle(ALPNClient, func(ctx context.Context, c *transport.Conn) { n.server.ServeConn(ctx, c) })
+	n.startWatch()
 	n.ep.Serve()
 
 	if cfg.HTTPAddr != "" {
