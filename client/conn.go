@@ -74,6 +74,7 @@ var readOnly = map[string]bool{
 	api.OpClusterTicket: true, api.OpClusterPrometheus: true,
 	api.OpCounterGet: true, api.OpSignedCounterGet: true, api.OpSequenceCurrent: true,
 	api.OpSemaphoreStatus: true, api.OpRateLimitAvailable: true,
+	api.OpBlobHas: true, api.OpBlobList: true, api.OpBlobStatus: true,
 }
 
 func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {

@@ -174,6 +174,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	root.AddCommand(a.newKVCmd(), a.newClusterCmd())
 	root.AddCommand(a.newBenchCmd())
 	root.AddCommand(a.newCoordCmds()...)
+	root.AddCommand(a.newBlobCmd())
 	markRunErrors(root)
 	return root
 }

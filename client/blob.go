@@ -1,0 +1,148 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/internal/auth"
+	"github.com/aspen-dev/aspen/internal/blob"
+	"github.com/aspen-dev/aspen/internal/transport"
+)
+
+// BlobALPN is the protocol blob bytes travel on.
+const BlobALPN = blob.ALPN
+
+// blobConn dials the current peer on the blob protocol and returns the
+// connection with a proof of the client credential bound to it.
+func (c *Client) blobConn(ctx context.Context) (*transport.Conn, transport.NodeAddr, []byte, error) {
+	target, _ := c.target()
+	conn, err := c.ep.Dial(ctx, target, BlobALPN)
+	if err != nil {
+		return nil, target, nil, err
+	}
+	exp, err := conn.Exporter()
+	if err != nil {
+		return nil, target, nil, err
+	}
+	return conn, target, auth.Proof(c.cred, exp), nil
+}
+
+// BlobAdd streams the content of r to a node, which stores it, records it
+// in the cluster and sets tags (full names, e.g. "user:keep"). Nodes are
+// tried in turn until one is reached; once bytes were sent the add is not
+// retried (r cannot be rewound). The result's hash is checked against the
+// bytes sent.
+func (c *Client) BlobAdd(ctx context.Context, r io.Reader, tags ...string) (*api.BlobAddResponse, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	var lastErr error
+	for range len(c.peers) {
+		conn, target, proof, err := c.blobConn(ctx)
+		if err != nil {
+			lastErr = fmt.Errorf("%s: %w", target, err)
+			c.advance()
+			continue
+		}
+		res, err := blob.Put(ctx, conn, proof, r, nil, tags)
+		if err != nil {
+			var ae *api.Error
+			if errors.As(err, &ae) {
+				return nil, ae
+			}
+			return nil, api.Errorf(api.CodeUnavailable, "blob add to %s: %v", target, err)
+		}
+		c.markGood(target)
+		return &api.BlobAddResponse{IsSuccess: true, Hash: res.Hash.String(), SizeBytes: res.Size, WasNew: res.New}, nil
+	}
+	return nil, deadlineError("blob add", lastErr)
+}
+
+// BlobGet writes the blob named by hash (64 hex characters) to w and
+// returns its size. Every 16 KiB group is verified against the hash before
+// it is written. The answering node pulls the blob from a holder when it
+// lacks it; if a node fails mid-transfer, the get resumes on the next node
+// from the last verified byte. An unknown blob fails with NOT_FOUND.
+func (c *Client) BlobGet(ctx context.Context, hash string, w io.Writer) (int64, error) {
+	h, err := blob.ParseHash(hash)
+	if err != nil {
+		return 0, api.Errorf(api.CodeInvalidArgument, "%v", err)
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	cw := &countWriter{w: w}
+	var lastErr error
+	for range 2 * len(c.peers) {
+		conn, target, proof, err := c.blobConn(ctx)
+		if err == nil {
+			var size int64
+			size, err = blob.Get(ctx, conn, proof, h, cw.n, -1, cw, false)
+			if err == nil {
+				c.markGood(target)
+				return size, nil
+			}
+		}
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code != api.CodeUnavailable {
+			return 0, ae
+		}
+		if cw.werr != nil {
+			return 0, err // the destination failed, not the node
+		}
+		lastErr = fmt.Errorf("%s: %w", target, err)
+		c.advance()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, deadlineError("blob get", lastErr)
+}
+
+// countWriter counts the bytes written and remembers a write error.
+type countWriter struct {
+	w    io.Writer
+	n    int64
+	werr error
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
+}
+
+// BlobHas reports whether the cluster knows the blob.
+func (c *Client) BlobHas(ctx context.Context, hash string) (*api.BlobHasResponse, error) {
+	return call[api.BlobHasResponse](ctx, c, api.OpBlobHas, &api.BlobHashRequest{Hash: hash})
+}
+
+// BlobList returns one page of the blobs the cluster knows, in hash order.
+func (c *Client) BlobList(ctx context.Context, req *api.BlobListRequest) (*api.BlobListResponse, error) {
+	return call[api.BlobListResponse](ctx, c, api.OpBlobList, req)
+}
+
+// BlobStatus describes one blob: size, tags, holders.
+func (c *Client) BlobStatus(ctx context.Context, hash string) (*api.BlobStatusResponse, error) {
+	return call[api.BlobStatusResponse](ctx, c, api.OpBlobStatus, &api.BlobHashRequest{Hash: hash})
+}
+
+// BlobProtect sets the user tag on a blob.
+func (c *Client) BlobProtect(ctx context.Context, hash, tag string) (*api.BlobTagResponse, error) {
+	return call[api.BlobTagResponse](ctx, c, api.OpBlobProtect, &api.BlobProtectRequest{Hash: hash, Tag: tag})
+}
+
+// BlobUnprotect removes a user tag.
+func (c *Client) BlobUnprotect(ctx context.Context, tag string) (*api.BlobTagResponse, error) {
+	return call[api.BlobTagResponse](ctx, c, api.OpBlobUnprotect, &api.BlobUnprotectRequest{Tag: tag})
+}
+
+// BlobDelete drops the user tags of a blob; its bytes go with garbage
+// collection.
+func (c *Client) BlobDelete(ctx context.Context, hash string, force bool) (*api.BlobTagResponse, error) {
+	return call[api.BlobTagResponse](ctx, c, api.OpBlobDelete, &api.BlobDeleteRequest{Hash: hash, Force: force})
+}

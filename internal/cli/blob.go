@@ -1,0 +1,440 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aspen-dev/aspen/api"
+)
+
+// blobRemote is what the blob commands need; *client.Client implements it.
+type blobRemote interface {
+	BlobAdd(ctx context.Context, r io.Reader, tags ...string) (*api.BlobAddResponse, error)
+	BlobGet(ctx context.Context, hash string, w io.Writer) (int64, error)
+	BlobHas(ctx context.Context, hash string) (*api.BlobHasResponse, error)
+	BlobList(ctx context.Context, req *api.BlobListRequest) (*api.BlobListResponse, error)
+	BlobStatus(ctx context.Context, hash string) (*api.BlobStatusResponse, error)
+	BlobProtect(ctx context.Context, hash, tag string) (*api.BlobTagResponse, error)
+	BlobUnprotect(ctx context.Context, tag string) (*api.BlobTagResponse, error)
+	BlobDelete(ctx context.Context, hash string, force bool) (*api.BlobTagResponse, error)
+}
+
+// withBlobs connects and runs f with the blob operations of the connection.
+func (a *app) withBlobs(f func(blobRemote) error) error {
+	return a.withRemote(func(r remote) error {
+		b, ok := r.(blobRemote)
+		if !ok {
+			return errors.New("this connection does not support blobs")
+		}
+		return f(b)
+	})
+}
+
+func checkHash(s string) error {
+	if len(s) != 64 || strings.Trim(strings.ToLower(s), "0123456789abcdef") != "" {
+		return usageErrorf("invalid blob hash %q: want 64 hex characters", s)
+	}
+	return nil
+}
+
+type blobAddResult struct{ *api.BlobAddResponse }
+
+func (r blobAddResult) printHuman(out, _ io.Writer) error {
+	state := "added"
+	if !r.WasNew {
+		state = "exists"
+	}
+	_, err := fmt.Fprintf(out, "%s (%d bytes, %s)\n", r.Hash, r.SizeBytes, state)
+	return err
+}
+
+type blobGetResult struct {
+	WasFound  bool  `json:"was_found"`
+	SizeBytes int64 `json:"size_bytes"`
+	toFile    string
+}
+
+func (r blobGetResult) printHuman(_, note io.Writer) error {
+	if !r.WasFound {
+		_, err := fmt.Fprintln(note, "blob not found")
+		return err
+	}
+	if r.toFile != "" {
+		_, err := fmt.Fprintf(note, "wrote %s to %s\n", formatBytes(r.SizeBytes), r.toFile)
+		return err
+	}
+	return nil
+}
+
+type blobHasResult struct{ *api.BlobHasResponse }
+
+func (r blobHasResult) printHuman(out, _ io.Writer) error {
+	_, err := fmt.Fprintln(out, r.DoesExist)
+	return err
+}
+
+type blobListResult struct{ *api.BlobListResponse }
+
+func (r blobListResult) printHuman(out, note io.Writer) error {
+	for _, b := range r.Blobs {
+		if _, err := fmt.Fprintf(out, "%s %d\n", b.Hash, b.SizeBytes); err != nil {
+			return err
+		}
+	}
+	if r.HasMore {
+		_, err := fmt.Fprintf(note, "more: --token %s\n", r.ContinuationToken)
+		return err
+	}
+	return nil
+}
+
+type blobStatusResult struct{ *api.BlobStatusResponse }
+
+func (r blobStatusResult) printHuman(out, _ io.Writer) error {
+	if !r.WasFound {
+		_, err := fmt.Fprintf(out, "%s: not found\n", r.Hash)
+		return err
+	}
+	_, err := fmt.Fprintf(out, "%s\nsize: %d bytes\ncomplete: %v\ntags: %s\nreplicas: %v\n",
+		r.Hash, r.SizeBytes, r.Complete, strings.Join(r.Tags, ", "), r.ReplicaNodes)
+	return err
+}
+
+type blobTagResult struct{ *api.BlobTagResponse }
+
+func (r blobTagResult) printHuman(out, _ io.Writer) error {
+	_, err := fmt.Fprintln(out, "OK")
+	return err
+}
+
+// progress reports bytes moved on a terminal's stderr, at most 10 times a
+// second, on one line.
+type progress struct {
+	w     io.Writer
+	label string
+	total int64 // 0 when unknown
+	n     int64
+	last  time.Time
+}
+
+func (a *app) newProgress(label string, total int64) *progress {
+	if a.opts.quiet || a.opts.json || !isTerminal(a.io.err) {
+		return nil
+	}
+	return &progress{w: a.io.err, label: label, total: total}
+}
+
+func (p *progress) add(n int) {
+	if p == nil {
+		return
+	}
+	p.n += int64(n)
+	if time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	if p.total > 0 {
+		const width = 30
+		done := int(p.n * width / p.total)
+		fmt.Fprintf(p.w, "\r%s [%s%s] %s / %s", p.label, strings.Repeat("=", done), strings.Repeat(" ", width-done), formatBytes(p.n), formatBytes(p.total))
+	} else {
+		fmt.Fprintf(p.w, "\r%s %s", p.label, formatBytes(p.n))
+	}
+}
+
+func (p *progress) done() {
+	if p != nil && !p.last.IsZero() {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+type progressReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (r progressReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	r.p.add(n)
+	return n, err
+}
+
+type progressWriter struct {
+	w io.Writer
+	p *progress
+}
+
+func (w progressWriter) Write(b []byte) (int, error) {
+	n, err := w.w.Write(b)
+	w.p.add(n)
+	return n, err
+}
+
+// newBlobCmd is `aspen-cli blob`.
+func (a *app) newBlobCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "blob",
+		Short: "Content-addressed blobs",
+		Long: `Immutable blobs named by the BLAKE3 hash of their content (64 hex
+characters), stored on the cluster's nodes and verified in 16 KiB groups
+on every read and transfer. Identical content is stored once.
+
+Exit codes: 0 done, 1 negative answer (has: does not exist; get: not
+found), 2 usage error, 3 cluster error. A progress bar is shown on stderr
+for transfers when stderr is a terminal.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+
+	var tags []string
+	var data string
+	var dataSet bool
+	add := &cobra.Command{
+		Use:   "add FILE|-",
+		Short: "Store a file, stdin (-) or --data STRING; prints HASH (N bytes, added|exists)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			dataSet = cmd.Flags().Changed("data")
+			if dataSet && len(args) == 0 || !dataSet && len(args) == 1 {
+				return nil
+			}
+			return usageErrorf("blob add takes one FILE (or - for stdin), or --data STRING")
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var in io.Reader
+			var total int64
+			switch {
+			case dataSet:
+				in, total = strings.NewReader(data), int64(len(data))
+			case args[0] == "-":
+				in = a.io.in
+			default:
+				f, err := os.Open(args[0])
+				if err != nil {
+					return &localError{err: err}
+				}
+				defer f.Close()
+				if fi, err := f.Stat(); err == nil {
+					total = fi.Size()
+				}
+				in = f
+			}
+			full := make([]string, len(tags))
+			for i, t := range tags {
+				full[i] = api.BlobUserTagPrefix + t
+			}
+			return a.withBlobs(func(r blobRemote) error {
+				p := a.newProgress("uploading", total)
+				if p != nil {
+					in = progressReader{in, p}
+				}
+				res, err := r.BlobAdd(cmd.Context(), in, full...)
+				p.done()
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobAddResult{res})
+			})
+		},
+	}
+	add.Flags().StringVar(&data, "data", "", "store this string instead of a file")
+	add.Flags().StringArrayVar(&tags, "tag", nil, "protect the blob under this tag (repeatable)")
+
+	var outFile string
+	get := &cobra.Command{
+		Use:   "get HASH",
+		Short: "Write a blob to stdout or -o FILE",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			return a.withBlobs(func(r blobRemote) error { return a.blobGet(cmd.Context(), r, args[0], outFile) })
+		},
+	}
+	get.Flags().StringVarP(&outFile, "output", "o", "", "write to FILE (atomically) instead of stdout")
+
+	has := &cobra.Command{
+		Use:   "has HASH",
+		Short: "Whether the cluster holds a blob (exit 1 if not)",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			return a.withBlobs(func(r blobRemote) error {
+				res, err := r.BlobHas(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if err := a.printer().print(blobHasResult{res}); err != nil {
+					return err
+				}
+				if !res.DoesExist {
+					return errNegative
+				}
+				return nil
+			})
+		},
+	}
+
+	var maxResults int
+	var token string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List blobs (paginated, hash order)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if maxResults < 1 || maxResults > api.MaxBlobList {
+				return usageErrorf("--max-results %d: must be between 1 and %d", maxResults, api.MaxBlobList)
+			}
+			return a.withBlobs(func(r blobRemote) error {
+				res, err := r.BlobList(cmd.Context(), &api.BlobListRequest{MaxResults: maxResults, ContinuationToken: token})
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobListResult{res})
+			})
+		},
+	}
+	list.Flags().IntVar(&maxResults, "max-results", api.DefaultBlobList, "blobs per page (1..1000)")
+	list.Flags().StringVar(&token, "token", "", "continuation token from the previous page")
+
+	status := &cobra.Command{
+		Use:   "status HASH",
+		Short: "Size, tags and holders of a blob",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			return a.withBlobs(func(r blobRemote) error {
+				res, err := r.BlobStatus(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if err := a.printer().print(blobStatusResult{res}); err != nil {
+					return err
+				}
+				if !res.WasFound {
+					return errNegative
+				}
+				return nil
+			})
+		},
+	}
+
+	var protectTag string
+	protect := &cobra.Command{
+		Use:   "protect HASH --tag NAME",
+		Short: "Protect a blob from garbage collection under a named tag",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			if protectTag == "" {
+				return usageErrorf("blob protect needs --tag NAME")
+			}
+			return a.withBlobs(func(r blobRemote) error {
+				res, err := r.BlobProtect(cmd.Context(), args[0], protectTag)
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobTagResult{res})
+			})
+		},
+	}
+	protect.Flags().StringVar(&protectTag, "tag", "", "tag name")
+
+	unprotect := &cobra.Command{
+		Use:   "unprotect NAME",
+		Short: "Remove a protection tag",
+		Args:  exactArgs(1, "one tag NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withBlobs(func(r blobRemote) error {
+				res, err := r.BlobUnprotect(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobTagResult{res})
+			})
+		},
+	}
+
+	var force bool
+	del := &cobra.Command{
+		Use:   "delete HASH",
+		Short: "Drop a blob's user tags (bytes go with garbage collection)",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			return a.withBlobs(func(r blobRemote) error {
+				res, err := r.BlobDelete(cmd.Context(), args[0], force)
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobTagResult{res})
+			})
+		},
+	}
+	del.Flags().BoolVar(&force, "force", false, "reserved: delete even if referenced (not implemented yet)")
+
+	cmd.AddCommand(add, get, has, list, status, protect, unprotect, del)
+	return cmd
+}
+
+// blobGet writes a blob to stdout or, atomically, to path.
+func (a *app) blobGet(ctx context.Context, r blobRemote, hash, path string) error {
+	var w io.Writer = a.io.out
+	var tmp *os.File
+	if path != "" {
+		var err error
+		tmp, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+		if err != nil {
+			return &localError{err: err}
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		w = tmp
+	}
+	p := a.newProgress("downloading", 0)
+	if p != nil {
+		w = progressWriter{w, p}
+	}
+	if a.opts.json && path == "" {
+		w = io.Discard // --json prints one document: no data
+	}
+	n, err := r.BlobGet(ctx, hash, w)
+	p.done()
+	if errors.Is(err, api.ErrNotFound) {
+		if perr := a.printer().print(blobGetResult{WasFound: false}); perr != nil {
+			return perr
+		}
+		return errNegative
+	}
+	if err != nil {
+		return err
+	}
+	if tmp != nil {
+		if err := tmp.Sync(); err != nil {
+			return &localError{err: err}
+		}
+		if err := tmp.Close(); err != nil {
+			return &localError{err: err}
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			return &localError{err: err}
+		}
+	}
+	return a.printer().print(blobGetResult{WasFound: true, SizeBytes: n, toFile: path})
+}
