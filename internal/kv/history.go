@@ -12,7 +12,7 @@ import (
 // DefaultHistoryRetention is how many revisions of change history a store
 // keeps by default: events of revisions at or below (applied index −
 // retention) are deleted as later entries apply.
-const DefaultHistoryRetention = 100_000
+const DefaultHistoryRetention = 10_000
 
 const (
 	// compactBase is the number of old events each applied command may
