@@ -22,6 +22,8 @@ type coordRemote interface {
 	coordination.SequenceClient
 	coordination.SemaphoreClient
 	coordination.RateLimitClient
+	coordination.RWLockClient
+	coordination.QueueClient
 }
 
 // withCoord is withRemote for the coordination commands.
@@ -37,7 +39,7 @@ func (a *app) withCoord(f func(coordRemote) error) error {
 
 // newCoordCmds returns the command groups of the coordination primitives.
 func (a *app) newCoordCmds() []*cobra.Command {
-	return []*cobra.Command{a.newLockCmd(), a.newCounterCmd(), a.newSequenceCmd(), a.newSemaphoreCmd(), a.newRateLimitCmd()}
+	return []*cobra.Command{a.newLockCmd(), a.newCounterCmd(), a.newSequenceCmd(), a.newSemaphoreCmd(), a.newRateLimitCmd(), a.newRWLockCmd(), a.newQueueCmd()}
 }
 
 // msValue is a flag holding milliseconds, given as a bare number of

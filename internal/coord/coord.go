@@ -29,6 +29,8 @@ const (
 	PrefixSequence      = "__coord:seq:"
 	PrefixSemaphore     = "__coord:sem:"
 	PrefixRateLimit     = "__coord:ratelimit:"
+	PrefixRWLock        = "__coord:rwlock:"
+	PrefixQueue         = "__coord:queue:"
 )
 
 // Backend is what the service needs from a node. Handlers call it from the
@@ -47,6 +49,10 @@ type Backend interface {
 	// the state machine (e.g. an add that overflows int64) is an *api.Error
 	// with code INVALID_ARGUMENT and changes nothing.
 	Txn(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error)
+	// Scan returns up to limit live records with prefix, strictly after
+	// after when it is non-nil, in ascending key order, read linearizably
+	// like Read; more reports whether further keys remain.
+	Scan(ctx context.Context, prefix, after []byte, limit int) (kvs []api.KeyValue, more bool, err error)
 	// NowMs is the wall clock, unix milliseconds.
 	NowMs() int64
 }
@@ -101,6 +107,25 @@ func (s *Service) Register(reg *rpc.Registry) {
 	rpc.Handle(reg, api.OpRateLimitTryAcquire, s.RateLimitTryAcquire)
 	rpc.Handle(reg, api.OpRateLimitAvailable, s.RateLimitAvailable)
 	rpc.Handle(reg, api.OpRateLimitReset, s.RateLimitReset)
+
+	rpc.Handle(reg, api.OpRWLockTryRead, s.RWLockTryRead)
+	rpc.Handle(reg, api.OpRWLockTryWrite, s.RWLockTryWrite)
+	rpc.Handle(reg, api.OpRWLockReleaseRead, s.RWLockReleaseRead)
+	rpc.Handle(reg, api.OpRWLockReleaseWrite, s.RWLockReleaseWrite)
+	rpc.Handle(reg, api.OpRWLockDowngrade, s.RWLockDowngrade)
+	rpc.Handle(reg, api.OpRWLockStatus, s.RWLockStatus)
+
+	rpc.Handle(reg, api.OpQueueCreate, s.QueueCreate)
+	rpc.Handle(reg, api.OpQueueDelete, s.QueueDelete)
+	rpc.Handle(reg, api.OpQueueEnqueue, s.QueueEnqueue)
+	rpc.Handle(reg, api.OpQueueDequeue, s.QueueDequeue)
+	rpc.Handle(reg, api.OpQueuePeek, s.QueuePeek)
+	rpc.Handle(reg, api.OpQueueAck, s.QueueAck)
+	rpc.Handle(reg, api.OpQueueNack, s.QueueNack)
+	rpc.Handle(reg, api.OpQueueExtend, s.QueueExtend)
+	rpc.Handle(reg, api.OpQueueStatus, s.QueueStatus)
+	rpc.Handle(reg, api.OpQueueDLQ, s.QueueDLQ)
+	rpc.Handle(reg, api.OpQueueRedrive, s.QueueRedrive)
 }
 
 // errContention is returned when maxAttempts compare-and-swaps all lost.

@@ -8,7 +8,7 @@ import (
 )
 
 // registerCoord registers the coordination operations (locks, counters,
-// sequences, semaphores, rate limiters) on the node's registry.
+// sequences, semaphores, rate limiters, read/write locks, queues) on the node's registry.
 func (n *Node) registerCoord() {
 	coord.New(coordBackend{n}).Register(n.reg)
 }
@@ -30,6 +30,14 @@ func (b coordBackend) Read(ctx context.Context, key []byte) (*api.KeyValue, erro
 
 func (b coordBackend) Txn(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error) {
 	return b.n.propose(ctx, txn)
+}
+
+func (b coordBackend) Scan(ctx context.Context, prefix, after []byte, limit int) ([]api.KeyValue, bool, error) {
+	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
+		return nil, false, err
+	}
+	kvs, more, _, err := b.n.store.Scan(prefix, after, limit, nowMs())
+	return kvs, more, err
 }
 
 func (b coordBackend) NowMs() int64 { return nowMs() }
