@@ -12,6 +12,13 @@ const (
 	OpBlobProtect   = "blob.protect"
 	OpBlobUnprotect = "blob.unprotect"
 	OpBlobDelete    = "blob.delete"
+
+	OpBlobReplicationStatus = "blob.replication_status"
+	OpBlobRepair            = "blob.repair"       // repair one blob now (leader)
+	OpBlobRepairCycle       = "blob.repair_cycle" // start a repair pass, return at once (leader)
+	OpBlobPolicy            = "blob.policy"       // read or change the replication and GC policy
+	OpBlobHolders           = "blob.holders"      // addresses of the nodes holding a blob (tickets)
+	OpBlobForget            = "blob.forget"       // a node records that it no longer holds a blob
 )
 
 // Limits of the blob service.
@@ -114,4 +121,99 @@ type BlobTagResponse struct {
 	// Changed is false when there was nothing to do (tag already set or
 	// already absent).
 	Changed bool `cbor:"changed" json:"changed"`
+}
+
+// Replication statuses of a blob (spec 04 `blob replication-status`).
+const (
+	BlobHealthy         = "healthy"          // replicas >= factor
+	BlobDegraded        = "degraded"         // min <= replicas < factor
+	BlobUnderReplicated = "under_replicated" // 0 < replicas < min
+	BlobCritical        = "critical"         // no replica
+)
+
+// Bounds of the replication policy.
+const (
+	MinBlobReplicationFactor = 1
+	MaxBlobReplicationFactor = 7
+)
+
+// BlobPolicy is the cluster's replication and garbage-collection policy,
+// kept in the key/value store. Zero fields take their defaults.
+type BlobPolicy struct {
+	// ReplicationFactor is how many nodes should hold each blob, 1..7;
+	// 0: min(3, number of voters).
+	ReplicationFactor int `cbor:"replication_factor,omitempty" json:"replication_factor"`
+	// MinReplicas is the count below which a blob is under-replicated,
+	// 1..ReplicationFactor; 0: min(2, factor).
+	MinReplicas int `cbor:"min_replicas,omitempty" json:"min_replicas"`
+	// RepairIntervalMs is how often the leader checks every blob's
+	// replicas (default 30,000).
+	RepairIntervalMs int64 `cbor:"repair_interval_ms,omitempty" json:"repair_interval_ms"`
+	// GCIntervalMs is how often garbage is collected (default 60,000).
+	GCIntervalMs int64 `cbor:"gc_interval_ms,omitempty" json:"gc_interval_ms"`
+	// GCGraceMs is how long an untagged blob is kept after it was added
+	// (default 300,000).
+	GCGraceMs int64 `cbor:"gc_grace_ms,omitempty" json:"gc_grace_ms"`
+}
+
+// BlobPolicyRequest reads the policy, or replaces it when Set is true.
+type BlobPolicyRequest struct {
+	Set    bool       `cbor:"set,omitempty" json:"set,omitempty"`
+	Policy BlobPolicy `cbor:"policy" json:"policy"`
+}
+
+// BlobPolicyResponse is the stored policy (zero fields: defaults) and the
+// values in effect.
+type BlobPolicyResponse struct {
+	Stored    BlobPolicy `cbor:"stored" json:"stored"`
+	Effective BlobPolicy `cbor:"effective" json:"effective"`
+}
+
+// BlobReplicationStatusResponse is spec 04 `blob replication-status`.
+type BlobReplicationStatusResponse struct {
+	WasFound  bool   `cbor:"was_found" json:"was_found"`
+	Hash      string `cbor:"hash" json:"hash"`
+	SizeBytes int64  `cbor:"size_bytes" json:"size_bytes"`
+	// ReplicaNodes are the cluster members registered as holding a copy.
+	ReplicaNodes      []uint64 `cbor:"replica_nodes" json:"replica_nodes"`
+	ReplicationFactor int      `cbor:"replication_factor" json:"replication_factor"`
+	MinReplicas       int      `cbor:"min_replicas" json:"min_replicas"`
+	Status            string   `cbor:"status" json:"status"`
+	ReplicasNeeded    int      `cbor:"replicas_needed" json:"replicas_needed"`
+	UpdatedAt         int64    `cbor:"updated_at" json:"updated_at"` // ms since the epoch, latest replica change
+}
+
+// BlobRepairRequest copies a blob to nodes until it has ReplicationFactor
+// reachable holders (0: the policy's), preferring Targets when given.
+type BlobRepairRequest struct {
+	Hash              string   `cbor:"hash" json:"hash"`
+	Targets           []uint64 `cbor:"targets,omitempty" json:"targets,omitempty"`
+	ReplicationFactor int      `cbor:"replication_factor,omitempty" json:"replication_factor,omitempty"`
+}
+
+// BlobRepairResponse lists the nodes that received a copy and those that
+// failed to.
+type BlobRepairResponse struct {
+	SuccessfulNodes []uint64 `cbor:"successful_nodes" json:"successful_nodes"`
+	FailedNodes     []uint64 `cbor:"failed_nodes" json:"failed_nodes"`
+	DurationMs      int64    `cbor:"duration_ms" json:"duration_ms"`
+}
+
+// BlobRepairCycleResponse acknowledges a started repair pass.
+type BlobRepairCycleResponse struct {
+	IsSuccess bool `cbor:"is_success" json:"is_success"`
+}
+
+// BlobHoldersResponse gives, for a blob, the addresses ("KEY@host:port,…"
+// node address strings) of the members registered as holding it.
+type BlobHoldersResponse struct {
+	WasFound bool     `cbor:"was_found" json:"was_found"`
+	Holders  []string `cbor:"holders" json:"holders"`
+}
+
+// BlobForgetRequest records that NodeID no longer holds the blob Hash (its
+// copy was corrupt or removed).
+type BlobForgetRequest struct {
+	Hash   string `cbor:"hash" json:"hash"`
+	NodeID uint64 `cbor:"node_id" json:"node_id"`
 }

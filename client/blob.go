@@ -9,6 +9,7 @@ import (
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/internal/auth"
 	"github.com/aspen-dev/aspen/internal/blob"
+	"github.com/aspen-dev/aspen/internal/ticket"
 	"github.com/aspen-dev/aspen/internal/transport"
 )
 
@@ -145,4 +146,80 @@ func (c *Client) BlobUnprotect(ctx context.Context, tag string) (*api.BlobTagRes
 // collection.
 func (c *Client) BlobDelete(ctx context.Context, hash string, force bool) (*api.BlobTagResponse, error) {
 	return call[api.BlobTagResponse](ctx, c, api.OpBlobDelete, &api.BlobDeleteRequest{Hash: hash, Force: force})
+}
+
+// BlobReplicationStatus reports how many members hold a blob against the
+// replication policy: healthy, degraded, under_replicated or critical.
+func (c *Client) BlobReplicationStatus(ctx context.Context, hash string) (*api.BlobReplicationStatusResponse, error) {
+	return call[api.BlobReplicationStatusResponse](ctx, c, api.OpBlobReplicationStatus, &api.BlobHashRequest{Hash: hash})
+}
+
+// BlobRepair has the leader copy a blob now until it has the replication
+// factor (req's, else the policy's) of reachable holders.
+func (c *Client) BlobRepair(ctx context.Context, req *api.BlobRepairRequest) (*api.BlobRepairResponse, error) {
+	return call[api.BlobRepairResponse](ctx, c, api.OpBlobRepair, req)
+}
+
+// BlobRepairCycle starts a repair pass over every blob on the leader and
+// returns at once.
+func (c *Client) BlobRepairCycle(ctx context.Context) (*api.BlobRepairCycleResponse, error) {
+	return call[api.BlobRepairCycleResponse](ctx, c, api.OpBlobRepairCycle, &struct{}{})
+}
+
+// BlobPolicy reads the replication and GC policy or, with req.Set,
+// replaces it.
+func (c *Client) BlobPolicy(ctx context.Context, req *api.BlobPolicyRequest) (*api.BlobPolicyResponse, error) {
+	return call[api.BlobPolicyResponse](ctx, c, api.OpBlobPolicy, req)
+}
+
+// BlobTicket returns a blob ticket for hash: a string carrying the hash,
+// the addresses of the nodes holding the blob and this client's cluster
+// credential, with which anyone can fetch the blob (BlobDownload). It
+// fails with NOT_FOUND when no member holds the blob.
+func (c *Client) BlobTicket(ctx context.Context, hash string) (string, error) {
+	h, err := blob.ParseHash(hash)
+	if err != nil {
+		return "", api.Errorf(api.CodeInvalidArgument, "%v", err)
+	}
+	res, err := call[api.BlobHoldersResponse](ctx, c, api.OpBlobHolders, &api.BlobHashRequest{Hash: h.String()})
+	if err != nil {
+		return "", err
+	}
+	if len(res.Holders) == 0 {
+		return "", api.Errorf(api.CodeNotFound, "blob %s: no member holds it", h)
+	}
+	tk, err := ticket.Parse(c.cfg.Ticket)
+	if err != nil {
+		return "", err
+	}
+	tk.Peers = tk.Peers[:0]
+	for _, s := range res.Holders {
+		a, err := transport.ParseNodeAddr(s)
+		if err != nil {
+			return "", fmt.Errorf("blob ticket: holder address %q: %w", s, err)
+		}
+		if len(tk.Peers) < ticket.MaxPeers {
+			tk.Peers = append(tk.Peers, ticket.Peer{Key: a.Key, Addrs: a.Addrs})
+		}
+	}
+	return blob.Ticket{Hash: h, Cluster: tk.String()}.String(), nil
+}
+
+// BlobDownload fetches the blob a blob ticket names from the nodes it
+// lists, verifying every group against the hash, and writes it to w. It
+// returns the blob's hash and size. cfg.Ticket is ignored (the blob
+// ticket carries its own cluster ticket).
+func BlobDownload(ctx context.Context, cfg Config, blobTicket string, w io.Writer) (string, int64, error) {
+	bt, err := blob.ParseTicket(blobTicket)
+	if err != nil {
+		return "", 0, api.Errorf(api.CodeInvalidArgument, "%v", err)
+	}
+	cfg.Ticket = bt.Cluster
+	c, err := New(cfg)
+	if err != nil {
+		return "", 0, err
+	}
+	defer c.Close()
+	n, err := c.BlobGet(ctx, bt.Hash.String(), w)
+	return bt.Hash.String(), n, err
 }

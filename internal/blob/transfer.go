@@ -53,6 +53,9 @@ type TransferRequest struct {
 	// NoFetch asks the server not to pull a missing blob from its peers
 	// (set by nodes fetching from each other, so fetches do not chain).
 	NoFetch bool `cbor:"no_fetch,omitempty"`
+	// Replica marks a put by a node copying a blob it holds (replication),
+	// as opposed to a client adding one.
+	Replica bool `cbor:"replica,omitempty"`
 }
 
 // TransferResponse is the server's frame.
@@ -78,6 +81,14 @@ type Server struct {
 	// Stored, when set, is called after a put stored (or found) a blob,
 	// before the answer; an error fails the put (the bytes stay, unreferenced).
 	Stored func(ctx context.Context, res PutResult, tags []string) error
+	// Added, when set, is called after a client's (not a replica's) put
+	// succeeded; it must not block.
+	Added func(res PutResult)
+	// Corrupt, when set, is called when a get finds the local copy corrupt
+	// (ErrCorrupt); it should drop the copy and fetch a good one. A get that
+	// found it on opening is then served from the new copy; one that found
+	// it while sending ends the stream (the caller retries).
+	Corrupt func(ctx context.Context, h Hash) error
 	// IdleTimeout bounds the wait for the caller's next bytes (default 30s).
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
@@ -182,6 +193,12 @@ func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest)
 			r, err = s.Store.Open(ctx, h)
 		}
 	}
+	if errors.Is(err, ErrCorrupt) && s.Corrupt != nil {
+		s.logger().Warn("blob: local copy is corrupt; replacing it", "hash", h.String(), "err", err)
+		if err = s.Corrupt(ctx, h); err == nil {
+			r, err = s.Store.Open(ctx, h)
+		}
+	}
 	if err != nil {
 		s.reply(st, &TransferResponse{Error: toAPI(err)})
 		return
@@ -200,6 +217,12 @@ func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest)
 		// the caller sees a truncated stream and fails verification
 		s.logger().Warn("blob: sending failed", "hash", h.String(), "err", err)
 		st.CancelWrite(1)
+		if errors.Is(err, ErrCorrupt) && s.Corrupt != nil {
+			r.Close()
+			if err := s.Corrupt(ctx, h); err != nil {
+				s.logger().Warn("blob: replacing corrupt copy failed", "hash", h.String(), "err", err)
+			}
+		}
 	}
 }
 
@@ -224,6 +247,9 @@ func (s *Server) put(ctx context.Context, st *quic.Stream, req *TransferRequest)
 		return
 	}
 	s.reply(st, &TransferResponse{Hash: res.Hash[:], Size: res.Size, New: res.New})
+	if s.Added != nil && !req.Replica {
+		s.Added(res)
+	}
 }
 
 // deadlineReader extends the stream's read deadline before every read, so
@@ -320,16 +346,26 @@ func Get(ctx context.Context, c StreamOpener, proof []byte, h Hash, offset, leng
 // reports another hash. want, when set, makes the server refuse other
 // content. A server error is an *api.Error.
 func Put(ctx context.Context, c StreamOpener, proof []byte, r io.Reader, want *Hash, tags []string) (PutResult, error) {
+	req := &TransferRequest{Op: OpPut, Auth: proof, Tags: tags}
+	if want != nil {
+		req.Hash = want[:]
+	}
+	return put(ctx, c, req, r)
+}
+
+// PutReplica is Put of blob h by a node that holds it, copying it to
+// another node (the receiver does not replicate it further).
+func PutReplica(ctx context.Context, c StreamOpener, proof []byte, r io.Reader, h Hash) (PutResult, error) {
+	return put(ctx, c, &TransferRequest{Op: OpPut, Auth: proof, Hash: h[:], Replica: true}, r)
+}
+
+func put(ctx context.Context, c StreamOpener, req *TransferRequest, r io.Reader) (PutResult, error) {
 	st, err := c.OpenStream(ctx)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("blob put: %w", err)
 	}
 	defer st.CancelRead(0)
 	defer context.AfterFunc(ctx, func() { st.CancelRead(2); st.CancelWrite(2) })()
-	req := &TransferRequest{Op: OpPut, Auth: proof, Tags: tags}
-	if want != nil {
-		req.Hash = want[:]
-	}
 	if err := rpc.WriteFrame(st, req); err != nil {
 		return PutResult{}, fmt.Errorf("blob put: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/client"
+	"github.com/aspen-dev/aspen/internal/blob"
 )
 
 // blobRemote is what the blob commands need; *client.Client implements it.
@@ -25,6 +27,26 @@ type blobRemote interface {
 	BlobProtect(ctx context.Context, hash, tag string) (*api.BlobTagResponse, error)
 	BlobUnprotect(ctx context.Context, tag string) (*api.BlobTagResponse, error)
 	BlobDelete(ctx context.Context, hash string, force bool) (*api.BlobTagResponse, error)
+}
+
+// blobAdminRemote is what the replication and ticket commands need;
+// *client.Client implements it.
+type blobAdminRemote interface {
+	BlobReplicationStatus(ctx context.Context, hash string) (*api.BlobReplicationStatusResponse, error)
+	BlobRepair(ctx context.Context, req *api.BlobRepairRequest) (*api.BlobRepairResponse, error)
+	BlobRepairCycle(ctx context.Context) (*api.BlobRepairCycleResponse, error)
+	BlobTicket(ctx context.Context, hash string) (string, error)
+}
+
+// withBlobAdmin connects and runs f with the blob replication operations.
+func (a *app) withBlobAdmin(f func(blobAdminRemote) error) error {
+	return a.withRemote(func(r remote) error {
+		b, ok := r.(blobAdminRemote)
+		if !ok {
+			return errors.New("this connection does not support blob replication")
+		}
+		return f(b)
+	})
 }
 
 // withBlobs connects and runs f with the blob operations of the connection.
@@ -390,7 +412,171 @@ for transfers when stderr is a terminal.`,
 	del.Flags().BoolVar(&force, "force", false, "reserved: delete even if referenced (not implemented yet)")
 
 	cmd.AddCommand(add, get, has, list, status, protect, unprotect, del)
+	cmd.AddCommand(a.newBlobReplicationCmds()...)
 	return cmd
+}
+
+type blobReplicationResult struct {
+	*api.BlobReplicationStatusResponse
+}
+
+func (r blobReplicationResult) printHuman(out, _ io.Writer) error {
+	if !r.WasFound {
+		_, err := fmt.Fprintf(out, "%s: not found\n", r.Hash)
+		return err
+	}
+	_, err := fmt.Fprintf(out, "%s\nstatus: %s\nreplicas: %v (%d of %d, min %d)\nneeded: %d\n",
+		r.Hash, r.Status, r.ReplicaNodes, len(r.ReplicaNodes), r.ReplicationFactor, r.MinReplicas, r.ReplicasNeeded)
+	return err
+}
+
+type blobRepairResult struct{ *api.BlobRepairResponse }
+
+func (r blobRepairResult) printHuman(out, _ io.Writer) error {
+	_, err := fmt.Fprintf(out, "copied to: %v\nfailed: %v\ntook: %d ms\n", r.SuccessfulNodes, r.FailedNodes, r.DurationMs)
+	return err
+}
+
+type blobRepairCycleResult struct{ *api.BlobRepairCycleResponse }
+
+func (r blobRepairCycleResult) printHuman(out, _ io.Writer) error {
+	_, err := fmt.Fprintln(out, "repair cycle started")
+	return err
+}
+
+type blobTicketResult struct {
+	Ticket string `json:"ticket"`
+}
+
+func (r blobTicketResult) printHuman(out, _ io.Writer) error {
+	_, err := fmt.Fprintln(out, r.Ticket)
+	return err
+}
+
+// newBlobReplicationCmds are replication-status, repair, repair-cycle,
+// ticket and download.
+func (a *app) newBlobReplicationCmds() []*cobra.Command {
+	repStatus := &cobra.Command{
+		Use:   "replication-status HASH",
+		Short: "Holders of a blob against the replication policy (healthy, degraded, under_replicated, critical)",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			return a.withBlobAdmin(func(r blobAdminRemote) error {
+				res, err := r.BlobReplicationStatus(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if err := a.printer().print(blobReplicationResult{res}); err != nil {
+					return err
+				}
+				if !res.WasFound {
+					return errNegative
+				}
+				return nil
+			})
+		},
+	}
+
+	var targets []uint
+	var factor int
+	repair := &cobra.Command{
+		Use:   "repair HASH",
+		Short: "Copy a blob now until it has its replication factor of reachable holders",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			if factor < 0 || factor > api.MaxBlobReplicationFactor {
+				return usageErrorf("--replication-factor %d: must be %d..%d", factor, api.MinBlobReplicationFactor, api.MaxBlobReplicationFactor)
+			}
+			req := &api.BlobRepairRequest{Hash: args[0], ReplicationFactor: factor}
+			for _, t := range targets {
+				req.Targets = append(req.Targets, uint64(t))
+			}
+			return a.withBlobAdmin(func(r blobAdminRemote) error {
+				res, err := r.BlobRepair(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobRepairResult{res})
+			})
+		},
+	}
+	repair.Flags().UintSliceVar(&targets, "targets", nil, "node IDs to copy to first (e.g. 1,2)")
+	repair.Flags().IntVar(&factor, "replication-factor", 0, "holders wanted (1..7; default: the cluster policy)")
+
+	cycle := &cobra.Command{
+		Use:   "repair-cycle",
+		Short: "Start a repair pass over every blob (returns at once)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withBlobAdmin(func(r blobAdminRemote) error {
+				res, err := r.BlobRepairCycle(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobRepairCycleResult{res})
+			})
+		},
+	}
+
+	tk := &cobra.Command{
+		Use:   "ticket HASH",
+		Short: "Print a ticket with which anyone can download the blob (it carries the cluster credential)",
+		Args:  exactArgs(1, "one HASH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkHash(args[0]); err != nil {
+				return err
+			}
+			return a.withBlobAdmin(func(r blobAdminRemote) error {
+				t, err := r.BlobTicket(cmd.Context(), args[0])
+				if errors.Is(err, api.ErrNotFound) {
+					if perr := a.printer().print(blobGetResult{WasFound: false}); perr != nil {
+						return perr
+					}
+					return errNegative
+				}
+				if err != nil {
+					return err
+				}
+				return a.printer().print(blobTicketResult{Ticket: t})
+			})
+		},
+	}
+
+	var outFile string
+	download := &cobra.Command{
+		Use:   "download TICKET",
+		Short: "Fetch the blob a blob ticket names to stdout or -o FILE (no cluster ticket needed)",
+		Args:  exactArgs(1, "one blob TICKET"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bt, err := blob.ParseTicket(args[0])
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			r, closeFn, err := a.dial(client.Config{
+				Ticket:  bt.Cluster,
+				Timeout: time.Duration(a.opts.timeout),
+				Logger:  a.logger(),
+			})
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			br, ok := r.(blobRemote)
+			if !ok {
+				return errors.New("this connection does not support blobs")
+			}
+			return a.blobGet(cmd.Context(), br, bt.Hash.String(), outFile)
+		},
+	}
+	download.Flags().StringVarP(&outFile, "output", "o", "", "write to FILE (atomically) instead of stdout")
+
+	return []*cobra.Command{repStatus, repair, cycle, tk, download}
 }
 
 // blobGet writes a blob to stdout or, atomically, to path.

@@ -43,6 +43,9 @@ const blobsDir = "blobs"
 // cluster to learn a holder (spec 04: reads wait up to 5 s for replication).
 const blobFetchWait = 5 * time.Second
 
+// blobAddedQueue bounds the blobs waiting to be replicated after an add.
+const blobAddedQueue = 1024
+
 type blobMeta struct {
 	SizeBytes int64 `cbor:"size_bytes"`
 	CreatedMs int64 `cbor:"created_ms"`
@@ -55,20 +58,23 @@ type blobReplica struct {
 // blobService serves the blob store of one node: the transfer protocol on
 // blob.ALPN and the metadata operations on the registry.
 type blobService struct {
-	n     *Node
-	store *blob.Store
+	n      *Node
+	store  *blob.Store
+	kickc  chan struct{}  // asks loop for a repair pass now
+	addedc chan blob.Hash // blobs added here, for replicator
 }
 
-// startBlobs opens <data-dir>/blobs, registers the blob.* operations and
-// serves blob.ALPN on the endpoint. It must run after the registry exists
-// and before the endpoint serves. Nothing needs closing: transfers are
+// startBlobs opens <data-dir>/blobs, registers the blob.* operations,
+// serves blob.ALPN on the endpoint and starts the replication, repair and
+// GC loop (blob_replicate.go) with n.goFunc, so Close stops it. It must run
+// after the registry exists and before the endpoint serves. Transfers are
 // endpoint handlers, which the endpoint's Close waits for.
 func (n *Node) startBlobs() error {
 	st, err := blob.Open(blob.Config{Dir: filepath.Join(n.cfg.DataDir, blobsDir)})
 	if err != nil {
 		return err
 	}
-	b := &blobService{n: n, store: st}
+	b := &blobService{n: n, store: st, kickc: make(chan struct{}, 1), addedc: make(chan blob.Hash, blobAddedQueue)}
 	rpc.Handle(n.reg, api.OpBlobRegister, b.register)
 	rpc.Handle(n.reg, api.OpBlobHas, b.has)
 	rpc.Handle(n.reg, api.OpBlobList, b.list)
@@ -76,14 +82,24 @@ func (n *Node) startBlobs() error {
 	rpc.Handle(n.reg, api.OpBlobProtect, b.protect)
 	rpc.Handle(n.reg, api.OpBlobUnprotect, b.unprotect)
 	rpc.Handle(n.reg, api.OpBlobDelete, b.delete)
+	rpc.Handle(n.reg, api.OpBlobReplicationStatus, b.replicationStatus)
+	rpc.Handle(n.reg, api.OpBlobRepair, b.repair)
+	rpc.Handle(n.reg, api.OpBlobRepairCycle, b.repairCycle)
+	rpc.Handle(n.reg, api.OpBlobPolicy, b.policy)
+	rpc.Handle(n.reg, api.OpBlobHolders, b.holders)
+	rpc.Handle(n.reg, api.OpBlobForget, b.forget)
 	srv := &blob.Server{
 		Store:       st,
 		Credentials: [][]byte{n.keys.Client, n.keys.Node},
 		Fetch:       b.fetch,
 		Stored:      b.stored,
+		Added:       b.added,
+		Corrupt:     b.corrupt,
 		Logger:      n.log,
 	}
 	n.ep.Handle(blob.ALPN, func(ctx context.Context, c *transport.Conn) { srv.ServeConn(ctx, c) })
+	n.goFunc(b.loop)
+	n.goFunc(b.replicator)
 	return nil
 }
 
