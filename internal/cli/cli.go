@@ -175,6 +175,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	root.AddCommand(a.newBenchCmd())
 	root.AddCommand(a.newCoordCmds()...)
 	root.AddCommand(a.newBlobCmd())
+	root.AddCommand(a.newHookCmd())
 	markRunErrors(root)
 	return root
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/internal/hooks"
 	"github.com/aspen-dev/aspen/internal/transport"
 )
 
@@ -38,6 +40,11 @@ type Config struct {
 	// Init bootstraps a single-voter cluster at start if none exists (dev mode).
 	Init bool `toml:"init"`
 
+	// Hooks are event handlers declared in the config file ([[hooks]]
+	// tables, see package hooks); the leader stores each in the cluster
+	// unless one of the same name exists.
+	Hooks []api.HookHandler `toml:"hooks"`
+
 	// Faults injects network faults into the node's endpoint. For
 	// fault-injection tests only (see package faults); not settable from
 	// flags or TOML; nil in production.
@@ -69,6 +76,9 @@ func (c *Config) Validate() error {
 		return errors.New("--join and --init are mutually exclusive")
 	case c.Join != "" && c.RestoreFrom != "":
 		return errors.New("--join and --restore-from are mutually exclusive")
+	}
+	if err := hooks.ValidateAll(c.Hooks); err != nil {
+		return fmt.Errorf("[[hooks]]: %w", err)
 	}
 	if _, _, err := net.SplitHostPort(c.Bind); err != nil {
 		return fmt.Errorf("--bind %q: expected HOST:PORT: %w", c.Bind, err)

@@ -131,6 +131,9 @@ func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	n.registerKV()
 	n.registerCluster()
 	n.registerCoord()
+	if err := n.startHooks(cfg.Hooks); err != nil {
+		return nil, err
+	}
 	if err := n.startBlobs(); err != nil {
 		return nil, err
 	}

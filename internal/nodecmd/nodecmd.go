@@ -42,7 +42,7 @@ ASPEN_COOKIE, ASPEN_DATA_DIR, ... : the flag name upper-cased, dashes as
 underscores), then the TOML file of --config (keys: node_id, cookie, data_dir,
 bind, advertise, secret_key, http_addr, join, init, restore_from,
 heartbeat_timeout_ms, election_timeout_ms, snapshot_threshold, trailing_logs,
-wal_segment_size), then defaults.
+wal_segment_size, and [[hooks]] tables of event handlers), then defaults.
 
 Flags:
 `
