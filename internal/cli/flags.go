@@ -33,6 +33,9 @@ func parseTimeout(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	var d time.Duration
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n <= 0 {
+			return 0, errors.New("must be positive")
+		}
 		if n > int64(time.Duration(1<<63-1)/time.Millisecond) {
 			return 0, errors.New("too large")
 		}

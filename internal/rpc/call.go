@@ -81,15 +81,17 @@ func (r streamReader) Close() error {
 
 // open starts a call; stop releases the context watch and must be called
 // when the call ends.
-func open(ctx context.Context, c StreamOpener, req *Request) (st *quic.Stream, stop func() bool, err error) {
-	st, err = c.OpenStream(ctx)
+func open(ctx context.Context, c StreamOpener, req *Request) (*quic.Stream, func() bool, error) {
+	st, err := c.OpenStream(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening stream for %s: %w", req.Op, err)
 	}
 	if d, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(d)
 	}
-	stop = context.AfterFunc(ctx, func() {
+	// the closure may still run after open returns (stop cannot stop a
+	// running AfterFunc), so it must not see a variable open later changes
+	stop := context.AfterFunc(ctx, func() {
 		st.CancelRead(2)
 		st.CancelWrite(2)
 	})
