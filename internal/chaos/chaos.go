@@ -6,7 +6,8 @@
 //
 // Threads: Run's caller goroutine owns the cluster (it injects and undoes
 // faults, stops and starts nodes); workload goroutines only use their own
-// clients and the shared, synchronised history.
+// clients, the shared, synchronised history and atomic counters; Run's
+// progress goroutine only reads those counts. Run waits for all of them.
 package chaos
 
 import (
@@ -19,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/client"
@@ -36,6 +39,12 @@ type Config struct {
 	Hold      time.Duration // how long one fault lasts (default 700ms)
 	Quiet     time.Duration // pause between faults (default 300ms)
 	Nemeses   []Nemesis     // default: none (the workload runs on a healthy cluster)
+	// Adders, when positive, is how many more clients Run starts that make
+	// atomic adds to CounterKey beside the register workload (default 0);
+	// Report.CounterErr then judges them.
+	Adders int
+	// Progress, when positive, is how often Run logs operation counts.
+	Progress time.Duration
 	// Logf, when set, receives one line per fault and a summary.
 	Logf func(format string, args ...any)
 }
@@ -80,8 +89,9 @@ type Nemesis struct {
 type Report struct {
 	Faults []string // one line per fault injected
 	// Register workload (Run).
-	Lin linearize.Result
-	// Counter workload (RunCounter).
+	Lin     linearize.Result
+	History []porcupine.Operation // the checked register history
+	// Counter workload (RunCounter, or Run with Config.Adders).
 	Acked, Unknown, Refused int64 // adds acknowledged, outcome unknown, certainly refused
 	Final                   int64 // counter value read after the run
 }
@@ -154,18 +164,40 @@ func stopped(c *clustertest.Cluster) []int {
 }
 
 // Run drives the register workload (get, put, CAS, delete on cfg.Keys keys)
-// from cfg.Clients clients while the nemeses run, then checks the history
-// for linearizability (giving up after checkTimeout with verdict Unknown).
+// from cfg.Clients clients, and atomic adds from cfg.Adders more, while the
+// nemeses run, then checks the history for linearizability (giving up after
+// checkTimeout with verdict Unknown) and reads the counter.
 func Run(c *clustertest.Cluster, cfg Config, checkTimeout time.Duration) Report {
 	cfg.defaults(len(c.Members))
 	rng := rand.New(rand.NewPCG(cfg.Seed, 1))
 	h := linearize.NewHistory()
-	cls := clients(c, cfg.Clients)
+	cls := clients(c, cfg.Clients+cfg.Adders)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for i, cl := range cls {
+	for i, cl := range cls[:cfg.Clients] {
 		wrng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)+100))
 		wg.Go(func() { registerWorker(ctx, h.Client(i, cl), i, wrng, &cfg) })
+	}
+	var adds adds
+	for _, cl := range cls[cfg.Clients:] {
+		wg.Go(func() { adds.work(ctx, cl, &cfg) })
+	}
+	if cfg.Progress > 0 {
+		wg.Go(func() {
+			start := time.Now()
+			tick := time.NewTicker(cfg.Progress)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				n := h.Counts()
+				cfg.Logf("ops %6.1fs: register %d ok, %d unknown, %d failed; adds %d acked, %d unknown, %d refused",
+					time.Since(start).Seconds(), n.OK, n.Unknown, n.Failed, adds.acked.Load(), adds.unknown.Load(), adds.refused.Load())
+			}
+		})
 	}
 	var rep Report
 	inject(c, &cfg, rng, &rep)
@@ -173,8 +205,12 @@ func Run(c *clustertest.Cluster, cfg Config, checkTimeout time.Duration) Report 
 	cancel()
 	wg.Wait()
 	rep.Lin = h.Check(checkTimeout)
+	rep.History = h.Operations()
 	cfg.Logf("history: %d ops (%d ok, %d unknown, %d failed), verdict %s in %v",
 		rep.Lin.Ops, rep.Lin.Counts.OK, rep.Lin.Counts.Unknown, rep.Lin.Counts.Failed, rep.Lin.Verdict, rep.Lin.Elapsed.Round(time.Millisecond))
+	if cfg.Adders > 0 {
+		adds.finish(cls[cfg.Clients], &rep, &cfg)
+	}
 	return rep
 }
 
@@ -214,41 +250,53 @@ const CounterKey = "counter"
 
 // RunCounter drives atomic adds of 1 to CounterKey from cfg.Clients clients
 // while the nemeses run, then reads the counter. Durable, exactly-once
-// application means Acked ≤ Final ≤ Acked+Unknown; Check says whether it
-// holds.
+// application means Acked ≤ Final ≤ Acked+Unknown; CounterErr says whether
+// it holds.
 func RunCounter(c *clustertest.Cluster, cfg Config) Report {
 	cfg.defaults(len(c.Members))
 	rng := rand.New(rand.NewPCG(cfg.Seed, 2))
 	cls := clients(c, cfg.Clients)
 	ctx, cancel := context.WithCancel(context.Background())
-	var acked, unknown, refused atomic.Int64
+	var adds adds
 	var wg sync.WaitGroup
 	for _, cl := range cls {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				octx, ocancel := context.WithTimeout(ctx, cfg.OpTimeout)
-				_, err := cl.Txn(octx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnAdd, Key: []byte(CounterKey), Delta: 1}}})
-				ocancel()
-				switch {
-				case err == nil:
-					acked.Add(1)
-				case linearize.Indeterminate(err):
-					unknown.Add(1)
-					time.Sleep(10 * time.Millisecond)
-				default:
-					refused.Add(1)
-				}
-			}
-		})
+		wg.Go(func() { adds.work(ctx, cl, &cfg) })
 	}
 	var rep Report
 	inject(c, &cfg, rng, &rep)
 	time.Sleep(cfg.Quiet)
 	cancel()
 	wg.Wait()
-	rep.Acked, rep.Unknown, rep.Refused = acked.Load(), unknown.Load(), refused.Load()
+	adds.finish(cls[0], &rep, &cfg)
+	return rep
+}
+
+// adds counts the outcomes of atomic adds of 1 to CounterKey.
+type adds struct{ acked, unknown, refused atomic.Int64 }
+
+// work adds until ctx ends.
+func (a *adds) work(ctx context.Context, cl *client.Client, cfg *Config) {
+	for ctx.Err() == nil {
+		octx, ocancel := context.WithTimeout(ctx, cfg.OpTimeout)
+		_, err := cl.Txn(octx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnAdd, Key: []byte(CounterKey), Delta: 1}}})
+		ocancel()
+		switch {
+		case err == nil:
+			a.acked.Add(1)
+		case linearize.Indeterminate(err):
+			a.unknown.Add(1)
+			time.Sleep(10 * time.Millisecond)
+		default:
+			a.refused.Add(1)
+		}
+	}
+}
+
+// finish records the counts in rep and reads the final counter through cl
+// (rep.Final is -1 when it cannot be read within 20s).
+func (a *adds) finish(cl *client.Client, rep *Report, cfg *Config) {
+	rep.Acked, rep.Unknown, rep.Refused = a.acked.Load(), a.unknown.Load(), a.refused.Load()
 	rep.Final = -1
-	cl := cls[0]
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		gctx, gcancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -264,7 +312,6 @@ func RunCounter(c *clustertest.Cluster, cfg Config) Report {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cfg.Logf("counter: %d acked, %d unknown, %d refused, final %d", rep.Acked, rep.Unknown, rep.Refused, rep.Final)
-	return rep
 }
 
 // CounterErr reports a durability violation of a RunCounter report, or nil.
