@@ -12,6 +12,7 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -236,4 +237,29 @@ func addResult(res *api.TxnResponse, i int) ([]byte, error) {
 		return nil, fmt.Errorf("add result missing from the transaction response")
 	}
 	return res.Results[i].KVs[0].Value, nil
+}
+
+// recordStep runs decide on the JSON record at key in one compare-and-swap
+// step of s.update: the record is decoded, decide returns the next record
+// (nil = leave it unchanged) and the answer, and a new record is written
+// back guarded by the revision it was decided on.
+func recordStep[R, Resp any](ctx context.Context, s *Service, key []byte, decode func(*api.KeyValue) (*R, error), decide func(cur *R, nowMs int64) (*R, Resp)) (Resp, error) {
+	var out Resp
+	err := s.update(ctx, key, func(kv *api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+		cur, err := decode(kv)
+		if err != nil {
+			return nil, err
+		}
+		next, resp := decide(cur, nowMs)
+		out = resp
+		if next == nil {
+			return nil, nil
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return nil, err
+		}
+		return []api.TxnOp{put(key, b)}, nil
+	})
+	return out, err
 }

@@ -114,23 +114,7 @@ func (s *Service) lockStep(ctx context.Context, op, name string, decide func(cur
 	if err != nil {
 		return nil, err
 	}
-	var out api.LockResponse
-	err = s.update(ctx, key, func(kv *api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
-		cur, err := decodeLock(kv)
-		if err != nil {
-			return nil, err
-		}
-		next, resp := decide(cur, nowMs)
-		out = resp
-		if next == nil {
-			return nil, nil
-		}
-		b, err := json.Marshal(next)
-		if err != nil {
-			return nil, err
-		}
-		return []api.TxnOp{put(key, b)}, nil
-	})
+	out, err := recordStep(ctx, s, key, decodeLock, decide)
 	if err != nil {
 		return nil, err
 	}

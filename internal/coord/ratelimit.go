@@ -85,23 +85,7 @@ func (s *Service) bucketStep(ctx context.Context, op string, req *api.RateLimitR
 	if err := checkBucket(req); err != nil {
 		return nil, err
 	}
-	var out api.RateLimitResponse
-	err = s.update(ctx, key, func(kv *api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
-		cur, err := decodeBucket(kv)
-		if err != nil {
-			return nil, err
-		}
-		next, resp := decide(cur, nowMs)
-		out = resp
-		if next == nil {
-			return nil, nil
-		}
-		b, err := json.Marshal(next)
-		if err != nil {
-			return nil, err
-		}
-		return []api.TxnOp{put(key, b)}, nil
-	})
+	out, err := recordStep(ctx, s, key, decodeBucket, decide)
 	if err != nil {
 		return nil, err
 	}

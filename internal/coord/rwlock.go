@@ -241,23 +241,7 @@ func (s *Service) rwStep(ctx context.Context, op, name string, decide func(cur *
 	if err != nil {
 		return nil, err
 	}
-	var out api.RWLockResponse
-	err = s.update(ctx, key, func(kv *api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
-		cur, err := decodeRW(kv)
-		if err != nil {
-			return nil, err
-		}
-		next, resp := decide(cur, nowMs)
-		out = resp
-		if next == nil {
-			return nil, nil
-		}
-		b, err := json.Marshal(next)
-		if err != nil {
-			return nil, err
-		}
-		return []api.TxnOp{put(key, b)}, nil
-	})
+	out, err := recordStep(ctx, s, key, decodeRW, decide)
 	if err != nil {
 		return nil, err
 	}

@@ -144,25 +144,12 @@ func (s *Service) semStep(ctx context.Context, op, name string, decide func(cur 
 	if err != nil {
 		return nil, err
 	}
-	var out api.SemaphoreResponse
-	err = s.update(ctx, key, func(kv *api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
-		cur, err := decodeSem(kv)
-		if err != nil {
-			return nil, err
-		}
+	out, err := recordStep(ctx, s, key, decodeSem, func(cur *semRecord, nowMs int64) (*semRecord, api.SemaphoreResponse) {
 		next, resp := decide(cur, nowMs)
-		out = resp
-		if next == nil {
-			return nil, nil
+		if next != nil && next.Holders == nil {
+			next.Holders = []semHolder{} // stored as [], not null
 		}
-		if next.Holders == nil {
-			next.Holders = []semHolder{}
-		}
-		b, err := json.Marshal(next)
-		if err != nil {
-			return nil, err
-		}
-		return []api.TxnOp{put(key, b)}, nil
+		return next, resp
 	})
 	if err != nil {
 		return nil, err
