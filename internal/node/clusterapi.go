@@ -123,6 +123,9 @@ func (n *Node) clusterChangeMembership(ctx context.Context, req *api.ChangeMembe
 	if err := n.raft.ChangeMembership(ctx, req.Voters); err != nil {
 		return nil, err
 	}
+	if err := n.waitVotersKnow(ctx); err != nil {
+		return nil, err
+	}
 	return &api.MessageResponse{Message: "membership changed"}, nil
 }
 
@@ -131,6 +134,9 @@ func (n *Node) clusterPromote(ctx context.Context, req *api.PromoteRequest) (*ap
 		return nil, err
 	}
 	if err := n.raft.Promote(ctx, req.LearnerID, req.Replace); err != nil {
+		return nil, err
+	}
+	if err := n.waitVotersKnow(ctx); err != nil {
 		return nil, err
 	}
 	return &api.MessageResponse{Message: "learner promoted to voter"}, nil
