@@ -75,6 +75,7 @@ var readOnly = map[string]bool{
 	api.OpCounterGet: true, api.OpSignedCounterGet: true, api.OpSequenceCurrent: true,
 	api.OpSemaphoreStatus: true, api.OpRateLimitAvailable: true,
 	api.OpBlobHas: true, api.OpBlobList: true, api.OpBlobStatus: true,
+	api.OpBarrierStatus: true, api.OpServiceGet: true, api.OpServiceList: true, api.OpServiceDiscover: true,
 }
 
 func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {

@@ -24,6 +24,8 @@ type coordRemote interface {
 	coordination.RateLimitClient
 	coordination.RWLockClient
 	coordination.QueueClient
+	coordination.BarrierClient
+	coordination.ServiceClient
 }
 
 // withCoord is withRemote for the coordination commands.
@@ -39,7 +41,7 @@ func (a *app) withCoord(f func(coordRemote) error) error {
 
 // newCoordCmds returns the command groups of the coordination primitives.
 func (a *app) newCoordCmds() []*cobra.Command {
-	return []*cobra.Command{a.newLockCmd(), a.newCounterCmd(), a.newSequenceCmd(), a.newSemaphoreCmd(), a.newRateLimitCmd(), a.newRWLockCmd(), a.newQueueCmd()}
+	return []*cobra.Command{a.newLockCmd(), a.newCounterCmd(), a.newSequenceCmd(), a.newSemaphoreCmd(), a.newRateLimitCmd(), a.newRWLockCmd(), a.newQueueCmd(), a.newBarrierCmd(), a.newServiceCmd()}
 }
 
 // msValue is a flag holding milliseconds, given as a bare number of

@@ -127,6 +127,19 @@ func (s *Service) Register(reg *rpc.Registry) {
 	rpc.Handle(reg, api.OpQueueStatus, s.QueueStatus)
 	rpc.Handle(reg, api.OpQueueDLQ, s.QueueDLQ)
 	rpc.Handle(reg, api.OpQueueRedrive, s.QueueRedrive)
+
+	rpc.Handle(reg, api.OpBarrierEnter, s.BarrierEnter)
+	rpc.Handle(reg, api.OpBarrierLeave, s.BarrierLeave)
+	rpc.Handle(reg, api.OpBarrierStatus, s.BarrierStatus)
+
+	rpc.Handle(reg, api.OpServiceRegister, s.ServiceRegister)
+	rpc.Handle(reg, api.OpServiceHeartbeat, s.ServiceHeartbeat)
+	rpc.Handle(reg, api.OpServiceHealth, s.ServiceHealth)
+	rpc.Handle(reg, api.OpServiceUpdate, s.ServiceUpdate)
+	rpc.Handle(reg, api.OpServiceDeregister, s.ServiceDeregister)
+	rpc.Handle(reg, api.OpServiceGet, s.ServiceGet)
+	rpc.Handle(reg, api.OpServiceList, s.ServiceList)
+	rpc.Handle(reg, api.OpServiceDiscover, s.ServiceDiscover)
 }
 
 // errContention is returned when maxAttempts compare-and-swaps all lost.
