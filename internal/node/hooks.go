@@ -80,6 +80,12 @@ type hookService struct {
 	leading bool
 	cursor  uint64
 	members map[raft.ServerID]raft.ServerSuffrage
+	// electedTerm, when non-zero, is a leader_elected event waiting until the
+	// loop has caught up with the history, so that it is matched against
+	// every handler stored when this node became leader (the handler set
+	// rebuilt at election is the one as of the cursor, which may lag).
+	electedTerm uint64
+	stepDone    bool // the last step read everything there was
 }
 
 // startHooks registers the hook.* operations, serves hook URLs on
@@ -144,6 +150,7 @@ func (s *hookService) run() {
 		if err := s.step(); err != nil {
 			n.log.Warn("hooks: firing KV events", "cursor", s.cursor, "err", err)
 		}
+		s.fireElected()
 	}
 }
 
@@ -200,15 +207,25 @@ func (s *hookService) becomeLeader() error {
 	}
 	s.members = s.servers()
 	s.leading = true
+	s.electedTerm = term
 	n.log.Info("hooks: firing as leader", "term", term, "cursor", s.cursor, "handlers", len(hs))
-	s.fire(hooks.TypeLeaderElected, map[string]any{"node_id": n.cfg.NodeID, "term": term})
 	return nil
+}
+
+// fireElected fires a pending leader_elected once the loop caught up.
+func (s *hookService) fireElected() {
+	if s.electedTerm == 0 || !s.stepDone {
+		return
+	}
+	s.fire(hooks.TypeLeaderElected, map[string]any{"node_id": s.n.cfg.NodeID, "term": s.electedTerm})
+	s.electedTerm = 0
 }
 
 // step fires the KV events after the cursor, one batch.
 func (s *hookService) step() error {
 	n := s.n
 	evs, next, err := n.store.Events(nil, s.cursor+1, hookBatch)
+	s.stepDone = err == nil && len(evs) < hookBatch
 	var ce *kv.CompactedError
 	if errors.As(err, &ce) {
 		n.log.Warn("hooks: events were compacted before they could fire; skipping them", "from", s.cursor+1, "to", ce.Oldest-1)
