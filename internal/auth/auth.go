@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // UnsafeDefaultCookie is the placeholder cookie shipped in sample
@@ -108,4 +109,29 @@ func mac(key, msg []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write(msg)
 	return h.Sum(nil)
+}
+
+// ConnVerifier checks the proofs that the requests of one connection carry
+// against secret, fetching the connection's exporter once. Every request is
+// checked: an earlier good proof admits nothing, and a bad one does not
+// poison the connection. An empty secret admits nothing, since anyone can
+// compute a proof over an empty key. Safe for concurrent use.
+type ConnVerifier struct {
+	secret   []byte
+	exporter func() ([]byte, error)
+	once     sync.Once
+	exp      []byte
+	err      error
+}
+
+// NewConnVerifier returns a verifier for the connection whose TLS exporter
+// material exporter returns.
+func NewConnVerifier(secret []byte, exporter func() ([]byte, error)) *ConnVerifier {
+	return &ConnVerifier{secret: secret, exporter: exporter}
+}
+
+// Verify reports whether proof proves the secret on this connection.
+func (v *ConnVerifier) Verify(proof []byte) bool {
+	v.once.Do(func() { v.exp, v.err = v.exporter() })
+	return len(v.secret) > 0 && v.err == nil && VerifyProof(v.secret, v.exp, proof)
 }

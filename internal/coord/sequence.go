@@ -3,7 +3,6 @@ package coord
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 
@@ -84,16 +83,9 @@ func (s *Service) SequenceCurrent(ctx context.Context, req *api.SequenceRequest)
 	if err != nil {
 		return nil, err
 	}
-	var last uint64
-	if kv != nil {
-		v, err := strconv.ParseInt(string(kv.Value), 10, 64)
-		if err == nil && v < 0 {
-			err = fmt.Errorf("negative value %d", v)
-		}
-		if err != nil {
-			return nil, corrupt(key, err)
-		}
-		last = uint64(v)
+	last, err := decodeUint(kv) // stored by the state machine's atomic add, so <= MaxInt64
+	if err != nil {
+		return nil, err
 	}
 	out := &api.SequenceResponse{Key: req.Key, Operation: "current", IsSuccess: true, Value: last + 1}
 	if last == math.MaxInt64 {

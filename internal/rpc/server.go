@@ -46,20 +46,9 @@ type Server struct {
 // served in its own goroutine. It returns when c is done and all its calls
 // have finished.
 func (s *Server) ServeConn(ctx context.Context, c Conn) {
-	var (
-		wg      sync.WaitGroup
-		expOnce sync.Once
-		exp     []byte
-		expErr  error
-	)
-	// Every request carries its own proof: an earlier good proof on the
-	// connection does not admit later requests without one, and a failed
-	// proof does not poison the connection. Without a credential nothing is
-	// admitted, since anyone can compute a proof over an empty key.
-	verify := func(proof []byte) bool {
-		expOnce.Do(func() { exp, expErr = c.Exporter() })
-		return len(s.Credential) > 0 && expErr == nil && auth.VerifyProof(s.Credential, exp, proof)
-	}
+	var wg sync.WaitGroup
+	// every request carries its own proof (see auth.ConnVerifier)
+	verify := auth.NewConnVerifier(s.Credential, c.Exporter).Verify
 	defer wg.Wait()
 	for {
 		st, err := c.AcceptStream(ctx)

@@ -92,16 +92,9 @@ type Server struct {
 // one watch served in its own goroutine. It returns when all of them have
 // finished.
 func (s *Server) ServeConn(ctx context.Context, c Conn) {
-	var (
-		wg      sync.WaitGroup
-		expOnce sync.Once
-		exp     []byte
-		expErr  error
-	)
-	verify := func(proof []byte) bool {
-		expOnce.Do(func() { exp, expErr = c.Exporter() })
-		return len(s.Credential) > 0 && expErr == nil && auth.VerifyProof(s.Credential, exp, proof)
-	}
+	var wg sync.WaitGroup
+	// every request carries its own proof (see auth.ConnVerifier)
+	verify := auth.NewConnVerifier(s.Credential, c.Exporter).Verify
 	defer wg.Wait()
 	for {
 		st, err := c.AcceptStream(ctx)
