@@ -55,10 +55,12 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		return results // everything already applied
 	}
 	last = prev
+	clock := s.maxNow.Load()
+	a := applier{maxNow: clock}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		a := applier{kv: tx.Bucket(bucketKV), ttl: tx.Bucket(bucketTTL), hist: history{
+		a.kv, a.ttl, a.hist = tx.Bucket(bucketKV), tx.Bucket(bucketTTL), history{
 			b: tx.Bucket(bucketEvents), meta: tx.Bucket(bucketMeta), retention: s.retention,
-		}}
+		}
 		for i, l := range logs {
 			if l.Index <= last {
 				continue
@@ -76,6 +78,9 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 			}
 			last = l.Index
 		}
+		if err := a.storeClock(tx.Bucket(bucketMeta), clock); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyApplied, u64(last))
 	})
 	if err != nil {
@@ -83,6 +88,7 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		s.logger.Error("kv apply failed; stopping", "error", msg)
 		panic(msg)
 	}
+	s.maxNow.Store(a.maxNow)
 	s.setApplied(last)
 	return results
 }
@@ -92,7 +98,8 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 type applier struct {
 	kv, ttl *bbolt.Bucket
 	hist    history
-	nowMs   int64 // NowMs of the command being applied
+	nowMs   int64 // time of the command being applied: max(its NowMs, maxNow before it)
+	maxNow  int64 // the state machine clock (Store.MaxNowMs) as of the command being applied
 }
 
 // applyCommand decodes, validates and applies one command. A returned error is
@@ -106,9 +113,9 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 	if err := validateCommand(cmd); err != nil {
 		return &ApplyResult{Err: err}, nil
 	}
-	a.nowMs = cmd.NowMs
+	a.nowMs = a.advanceClock(cmd.NowMs)
 	if cmd.Txn != nil {
-		o := &overlay{kv: a.kv, nowMs: cmd.NowMs, index: index, writes: map[string]*record{}}
+		o := &overlay{kv: a.kv, nowMs: a.nowMs, index: index, writes: map[string]*record{}}
 		resp, opErr, err := o.txn(cmd.Txn)
 		if err != nil {
 			return nil, err
@@ -121,7 +128,7 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 		}
 		return &ApplyResult{Txn: resp}, nil
 	}
-	n, err := a.expire(cmd.NowMs, cmd.Expire)
+	n, err := a.expire(a.nowMs, cmd.Expire)
 	if err != nil {
 		return nil, err
 	}

@@ -27,8 +27,11 @@
 //   - "events": the change history, 8-byte big-endian revision and 4-byte
 //     big-endian sequence within the revision → CBOR event (put or delete,
 //     key, new value, previous value);
-//   - "meta": "applied_index" → 8-byte big-endian Raft index, and
-//     "history_compacted" → the highest revision whose events may be gone.
+//   - "meta": "applied_index" → 8-byte big-endian Raft index,
+//     "history_compacted" → the highest revision whose events may be gone,
+//     and "max_now_ms" → the state machine clock (Store.MaxNowMs): a command
+//     applies at max(its NowMs, that clock), so state-machine time never
+//     goes backwards.
 //
 // # History
 //

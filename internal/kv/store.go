@@ -56,6 +56,7 @@ type Store struct {
 	db *bbolt.DB    // nil once closed
 
 	applied atomic.Uint64 // last applied Raft index, as committed to db
+	maxNow  atomic.Int64  // the state machine clock (MaxNowMs), as committed to db
 
 	retention uint64 // revisions of history kept; set once by OpenWith
 
@@ -133,6 +134,12 @@ func OpenWith(path string, logger *slog.Logger, opts Options) (*Store, error) {
 		retention: opts.HistoryRetention,
 	}
 	s.applied.Store(applied)
+	clock, err := readMaxNow(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.maxNow.Store(clock)
 	logger.Info("kv store opened", "path", path, "applied_index", applied)
 	return s, nil
 }
@@ -541,6 +548,14 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 		s.logger.Warn("kv restore: directory sync failed", "error", err)
 	}
 	db, index, err = openDB(s.path)
+	if err == nil {
+		var clock int64
+		if clock, err = readMaxNow(db); err != nil {
+			_ = db.Close()
+		} else {
+			s.maxNow.Store(clock)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("kv: restore: reopen: %w", err)
 	}

@@ -27,7 +27,7 @@ func (n *Node) sweepExpired() {
 		if !n.raft.IsLeader() {
 			continue
 		}
-		now := nowMs()
+		now := n.stampMs()
 		keys, err := n.store.Expired(now, api.MaxBatchOps*10)
 		if err != nil || len(keys) == 0 {
 			continue

@@ -49,6 +49,12 @@ type Config struct {
 	// fault-injection tests only (see package faults); not settable from
 	// flags or TOML; nil in production.
 	Faults transport.Faults `toml:"-"`
+
+	// Clock is the wall clock the node stamps commands and time-based
+	// reads (TTLs, lock and lease deadlines) with; nil means time.Now.
+	// For clock-jump tests only (see faults.Clock); not settable from flags
+	// or TOML.
+	Clock func() time.Time `toml:"-"`
 }
 
 // DefaultConfig returns the defaults.

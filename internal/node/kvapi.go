@@ -30,6 +30,18 @@ func (n *Node) registerKV() {
 
 func nowMs() int64 { return time.Now().UnixMilli() }
 
+// stampMs is the time this node stamps commands and serves key/value and
+// coordination reads at: its clock (Config.Clock), but never below the
+// state machine clock (kv.Store.MaxNowMs), so a clock stepped back cannot
+// revive an expired key or move a lock deadline backwards.
+func (n *Node) stampMs() int64 {
+	now := nowMs()
+	if n.cfg.Clock != nil {
+		now = n.cfg.Clock().UnixMilli()
+	}
+	return max(now, n.store.MaxNowMs())
+}
+
 // requireInit answers NOT_INITIALIZED until this node knows a membership.
 func (n *Node) requireInit() error {
 	if !n.raft.Initialized() {
@@ -64,7 +76,7 @@ func (n *Node) propose(ctx context.Context, txn *api.TxnRequest) (*api.TxnRespon
 	if err := kv.ValidateTxn(txn); err != nil {
 		return nil, err
 	}
-	res, err := n.apply(ctx, &kv.Command{NowMs: nowMs(), Txn: txn})
+	res, err := n.apply(ctx, &kv.Command{NowMs: n.stampMs(), Txn: txn})
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +121,7 @@ func (n *Node) kvGet(ctx context.Context, req *api.GetRequest) (*api.GetResponse
 	if err := n.readFence(ctx, req.Consistency); err != nil {
 		return nil, err
 	}
-	kv, rev, err := n.store.Get(req.Key, nowMs())
+	kv, rev, err := n.store.Get(req.Key, n.stampMs())
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +203,7 @@ func (n *Node) kvScan(ctx context.Context, req *api.ScanRequest) (*api.ScanRespo
 	if err := n.readFence(ctx, req.Consistency); err != nil {
 		return nil, err
 	}
-	entries, more, rev, err := n.store.Scan(req.Prefix, after, limit, nowMs())
+	entries, more, rev, err := n.store.Scan(req.Prefix, after, limit, n.stampMs())
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +226,7 @@ func (n *Node) kvBatchRead(ctx context.Context, req *api.BatchReadRequest) (*api
 	if err := n.readFence(ctx, req.Consistency); err != nil {
 		return nil, err
 	}
-	kvs, rev, err := n.store.BatchGet(req.Keys, nowMs())
+	kvs, rev, err := n.store.BatchGet(req.Keys, n.stampMs())
 	if err != nil {
 		return nil, err
 	}
