@@ -24,7 +24,7 @@ func (b coordBackend) Read(ctx context.Context, key []byte) (*api.KeyValue, erro
 	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, err
 	}
-	kv, _, err := b.n.store.Get(key, nowMs())
+	kv, _, err := b.n.store.Get(key, b.n.stampMs())
 	return kv, err
 }
 
@@ -36,8 +36,8 @@ func (b coordBackend) Scan(ctx context.Context, prefix, after []byte, limit int)
 	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, false, err
 	}
-	kvs, more, _, err := b.n.store.Scan(prefix, after, limit, nowMs())
+	kvs, more, _, err := b.n.store.Scan(prefix, after, limit, b.n.stampMs())
 	return kvs, more, err
 }
 
-func (b coordBackend) NowMs() int64 { return nowMs() }
+func (b coordBackend) NowMs() int64 { return b.n.stampMs() }
