@@ -17,7 +17,7 @@ const (
 	OpBlobRepair            = "blob.repair"       // repair one blob now (leader)
 	OpBlobRepairCycle       = "blob.repair_cycle" // start a repair pass, return at once (leader)
 	OpBlobPolicy            = "blob.policy"       // read or change the replication and GC policy
-	OpBlobHolders           = "blob.holders"      // addresses of the nodes holding a blob (tickets)
+	OpBlobTicket            = "blob.ticket"       // issue a read capability for one blob and name its holders
 	OpBlobForget            = "blob.forget"       // a node records that it no longer holds a blob
 )
 
@@ -30,6 +30,9 @@ const (
 	MaxBlobTagsPerBlob = 64      // tags set by one add
 	BlobUserTagPrefix  = "user:" // tags set by protect and add --tag
 	BlobKeyPrefix      = "_system:blob:"
+	// MaxBlobTicketTTLMs bounds the lifetime of a blob ticket with an
+	// expiry: 366 days.
+	MaxBlobTicketTTLMs = 366 * 24 * 3600 * 1000
 )
 
 // BlobRegisterRequest records that NodeID stores the blob Hash (hex) of
@@ -204,11 +207,22 @@ type BlobRepairCycleResponse struct {
 	IsSuccess bool `cbor:"is_success" json:"is_success"`
 }
 
-// BlobHoldersResponse gives, for a blob, the addresses ("KEY@host:port,…"
-// node address strings) of the members registered as holding it.
-type BlobHoldersResponse struct {
-	WasFound bool     `cbor:"was_found" json:"was_found"`
-	Holders  []string `cbor:"holders" json:"holders"`
+// BlobTicketRequest asks for a read capability of one blob that ends
+// TTLMs milliseconds from now (0: never; at most MaxBlobTicketTTLMs).
+type BlobTicketRequest struct {
+	Hash  string `cbor:"hash" json:"hash"`
+	TTLMs int64  `cbor:"ttl_ms,omitempty" json:"ttl_ms,omitempty"`
+}
+
+// BlobTicketResponse is what a blob ticket holds: the addresses
+// ("KEY@host:port,…") of the members holding the blob and a token that
+// admits reading that blob only, until ExpiresMs (Unix ms; 0 never).
+type BlobTicketResponse struct {
+	Hash      string   `cbor:"hash" json:"hash"`
+	ClusterID string   `cbor:"cluster_id" json:"cluster_id"`
+	Holders   []string `cbor:"holders" json:"holders"`
+	ExpiresMs int64    `cbor:"expires_ms,omitempty" json:"expires_ms,omitempty"`
+	Token     []byte   `cbor:"token" json:"token"`
 }
 
 // BlobForgetRequest records that NodeID no longer holds the blob Hash (its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/internal/auth"
@@ -71,6 +72,13 @@ func (c *Client) BlobGet(ctx context.Context, hash string, w io.Writer) (int64, 
 	if err != nil {
 		return 0, api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
+	return c.blobGet(ctx, blob.GetRequest{Hash: h, Length: -1}, w)
+}
+
+// blobGet runs req (to the end of the blob) against the client's nodes in
+// turn, each attempt from the last verified byte, with the proof of the
+// client's credential on that connection.
+func (c *Client) blobGet(ctx context.Context, req blob.GetRequest, w io.Writer) (int64, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	cw := &countWriter{w: w}
@@ -79,7 +87,8 @@ func (c *Client) BlobGet(ctx context.Context, hash string, w io.Writer) (int64, 
 		conn, target, proof, err := c.blobConn(ctx)
 		if err == nil {
 			var size int64
-			size, err = blob.Get(ctx, conn, proof, h, cw.n, -1, cw, false)
+			req.Offset, req.Proof = cw.n, proof
+			size, err = blob.Get(ctx, conn, req, cw)
 			if err == nil {
 				c.markGood(target)
 				return size, nil
@@ -173,53 +182,53 @@ func (c *Client) BlobPolicy(ctx context.Context, req *api.BlobPolicyRequest) (*a
 }
 
 // BlobTicket returns a blob ticket for hash: a string carrying the hash,
-// the addresses of the nodes holding the blob and this client's cluster
-// credential, with which anyone can fetch the blob (BlobDownload). It
-// fails with NOT_FOUND when no member holds the blob.
-func (c *Client) BlobTicket(ctx context.Context, hash string) (string, error) {
+// the addresses of the nodes holding the blob and a capability to read
+// that blob, and nothing else, for ttl (0: no expiry). Anyone holding it
+// can fetch the blob (BlobDownload); it grants no other right on the
+// cluster. It fails with NOT_FOUND when no member holds the blob.
+func (c *Client) BlobTicket(ctx context.Context, hash string, ttl time.Duration) (string, error) {
 	h, err := blob.ParseHash(hash)
 	if err != nil {
 		return "", api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
-	res, err := call[api.BlobHoldersResponse](ctx, c, api.OpBlobHolders, &api.BlobHashRequest{Hash: h.String()})
+	res, err := call[api.BlobTicketResponse](ctx, c, api.OpBlobTicket, &api.BlobTicketRequest{Hash: h.String(), TTLMs: ttl.Milliseconds()})
 	if err != nil {
 		return "", err
 	}
-	if len(res.Holders) == 0 {
-		return "", api.Errorf(api.CodeNotFound, "blob %s: no member holds it", h)
-	}
-	tk, err := ticket.Parse(c.cfg.Ticket)
-	if err != nil {
-		return "", err
-	}
-	tk.Peers = tk.Peers[:0]
+	bt := blob.Ticket{Hash: h, ClusterID: res.ClusterID, ExpiresMs: res.ExpiresMs, Token: res.Token}
 	for _, s := range res.Holders {
 		a, err := transport.ParseNodeAddr(s)
 		if err != nil {
 			return "", fmt.Errorf("blob ticket: holder address %q: %w", s, err)
 		}
-		if len(tk.Peers) < ticket.MaxPeers {
-			tk.Peers = append(tk.Peers, ticket.Peer{Key: a.Key, Addrs: a.Addrs})
-		}
+		bt.Peers = append(bt.Peers, a)
 	}
-	return blob.Ticket{Hash: h, Cluster: tk.String()}.String(), nil
+	return bt.String(), nil
 }
 
 // BlobDownload fetches the blob a blob ticket names from the nodes it
-// lists, verifying every group against the hash, and writes it to w. It
-// returns the blob's hash and size. cfg.Ticket is ignored (the blob
-// ticket carries its own cluster ticket).
+// lists, proving the ticket's read capability, verifying every group
+// against the hash, and writes it to w. It returns the blob's hash and
+// size. cfg.Ticket is ignored (the blob ticket names its nodes). An expired
+// or invalid ticket fails with UNAUTHORIZED.
 func BlobDownload(ctx context.Context, cfg Config, blobTicket string, w io.Writer) (string, int64, error) {
 	bt, err := blob.ParseTicket(blobTicket)
 	if err != nil {
 		return "", 0, api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
-	cfg.Ticket = bt.Cluster
+	// A client bound to the ticket's nodes whose secret is the capability
+	// token: it proves the token on the blob protocol, and is refused
+	// everything else.
+	tk := ticket.Ticket{ClusterID: bt.ClusterID, Credential: bt.Token}
+	for _, p := range bt.Peers {
+		tk.Peers = append(tk.Peers, ticket.Peer{Key: p.Key, Addrs: p.Addrs})
+	}
+	cfg.Ticket = tk.String()
 	c, err := New(cfg)
 	if err != nil {
 		return "", 0, err
 	}
 	defer c.Close()
-	n, err := c.BlobGet(ctx, bt.Hash.String(), w)
+	n, err := c.blobGet(ctx, blob.GetRequest{Hash: bt.Hash, Length: -1, ReadCap: true, ExpiresMs: bt.ExpiresMs}, w)
 	return bt.Hash.String(), n, err
 }

@@ -74,7 +74,7 @@ var readOnly = map[string]bool{
 	api.OpClusterTicket: true, api.OpClusterPrometheus: true,
 	api.OpCounterGet: true, api.OpSignedCounterGet: true, api.OpSequenceCurrent: true,
 	api.OpSemaphoreStatus: true, api.OpRateLimitAvailable: true,
-	api.OpBlobHas: true, api.OpBlobList: true, api.OpBlobStatus: true,
+	api.OpBlobHas: true, api.OpBlobList: true, api.OpBlobStatus: true, api.OpBlobTicket: true,
 	api.OpBarrierStatus: true, api.OpServiceGet: true, api.OpServiceList: true, api.OpServiceDiscover: true,
 }
 

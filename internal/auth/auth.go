@@ -1,13 +1,15 @@
 // Package auth owns the cluster secrets every node derives from the cluster
 // cookie and the proofs that bind those secrets to one TLS session.
 //
-// The raw cookie never leaves a node. From it each node derives three values
+// The raw cookie never leaves a node. From it each node derives four values
 // with HMAC-SHA256 under distinct, versioned labels:
 //
 //   - the cluster ID, public, carried in tickets and logs;
 //   - the client credential, carried in tickets, proving "a client of this
 //     cluster";
-//   - the node secret, never sent anywhere, proving "a node of this cluster".
+//   - the node secret, never sent anywhere, proving "a node of this cluster";
+//   - the capability key, never sent anywhere, with which nodes sign scoped,
+//     expiring capabilities (Capability), such as the right to read one blob.
 //
 // Because the derivations are one-way, a client ticket cannot be turned back
 // into the node secret. A secret is never sent itself: peers send a Proof,
@@ -20,6 +22,7 @@ package auth
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,6 +50,8 @@ const (
 	labelClusterID = "aspen/cluster-id/v1"
 	labelClient    = "aspen/client-credential/v1"
 	labelNode      = "aspen/node-secret/v1"
+	labelCapKey    = "aspen/capability-key/v1"
+	labelCap       = "aspen/capability/v1"
 )
 
 // Errors returned by Derive.
@@ -69,6 +74,9 @@ type Keys struct {
 	// Node is HMAC-SHA256(cookie, "aspen/node-secret/v1"). It never leaves a
 	// node and proves a node of the cluster.
 	Node []byte
+	// Capability is HMAC-SHA256(cookie, "aspen/capability-key/v1"). It
+	// never leaves a node; nodes sign capabilities with it.
+	Capability []byte
 }
 
 // Derive computes the cluster Keys from cookie. It fails with ErrEmptyCookie
@@ -84,9 +92,10 @@ func Derive(cookie string) (Keys, error) {
 	secret := []byte(cookie)
 	id := mac(secret, []byte(labelClusterID))
 	return Keys{
-		ClusterID: hex.EncodeToString(id[:16]),
-		Client:    mac(secret, []byte(labelClient)),
-		Node:      mac(secret, []byte(labelNode)),
+		ClusterID:  hex.EncodeToString(id[:16]),
+		Client:     mac(secret, []byte(labelClient)),
+		Node:       mac(secret, []byte(labelNode)),
+		Capability: mac(secret, []byte(labelCapKey)),
 	}, nil
 }
 
@@ -103,6 +112,22 @@ func Proof(secret, exporter []byte) []byte {
 // takes constant time.
 func VerifyProof(secret, exporter, mac []byte) bool {
 	return hmac.Equal(Proof(secret, exporter), mac)
+}
+
+// Capability returns the token granting what scope names (a service-defined
+// string such as "blob.read:HASH") until expiresMs, in Unix milliseconds (0:
+// no expiry). It is HMAC-SHA256(key, label 0x00 scope 0x00 expiresMs as 8
+// big-endian bytes) with key = Keys.Capability, so every node can issue and
+// check it, while its holder can neither widen the scope nor extend the
+// expiry, nor derive any other secret from it. The holder proves the token
+// with Proof like any secret; the verifier recomputes the token from the
+// claimed scope and expiry and checks the proof against it. Checking the
+// expiry against a clock is the verifier's job.
+func Capability(key []byte, scope string, expiresMs int64) []byte {
+	msg := make([]byte, 0, len(labelCap)+len(scope)+10)
+	msg = append(append(append(msg, labelCap...), 0), scope...)
+	msg = binary.BigEndian.AppendUint64(append(msg, 0), uint64(expiresMs))
+	return mac(key, msg)
 }
 
 func mac(key, msg []byte) []byte {

@@ -89,3 +89,34 @@ func TestProof(t *testing.T) {
 		})
 	}
 }
+
+func TestCapability(t *testing.T) {
+	keys, err := Derive("cookie")
+	if err != nil {
+		t.Fatalf("Derive: %v", err)
+	}
+	other, err := Derive("another cookie")
+	if err != nil {
+		t.Fatalf("Derive: %v", err)
+	}
+	tok := Capability(keys.Capability, "blob.read:aa", 1000)
+	if len(tok) != ProofLen || !bytes.Equal(tok, Capability(keys.Capability, "blob.read:aa", 1000)) {
+		t.Fatalf("Capability is not a deterministic %d-byte token: %x", ProofLen, tok)
+	}
+	for name, got := range map[string][]byte{
+		"other scope":   Capability(keys.Capability, "blob.read:ab", 1000),
+		"other expiry":  Capability(keys.Capability, "blob.read:aa", 1001),
+		"no expiry":     Capability(keys.Capability, "blob.read:aa", 0),
+		"other cluster": Capability(other.Capability, "blob.read:aa", 1000),
+		"client key":    Capability(keys.Client, "blob.read:aa", 1000),
+	} {
+		if bytes.Equal(got, tok) {
+			t.Errorf("%s: same token as the original", name)
+		}
+	}
+	for _, secret := range [][]byte{keys.Client, keys.Node} {
+		if bytes.Equal(secret, keys.Capability) {
+			t.Error("capability key equals another secret")
+		}
+	}
+}

@@ -21,7 +21,8 @@ import (
 //
 // One bidirectional QUIC stream per transfer. The caller writes one frame
 // (rpc.WriteFrame) holding a TransferRequest whose Auth is
-// auth.Proof(credential, connection exporter).
+// auth.Proof(credential, connection exporter), or, with ReadCap, the proof
+// of a blob ticket's read capability, which admits a get of that one blob.
 //
 //   - get: the caller closes its side; the server answers a TransferResponse
 //     frame, then, on success, the Bao slice encoding (16 KiB groups) of the
@@ -56,6 +57,11 @@ type TransferRequest struct {
 	// Replica marks a put by a node copying a blob it holds (replication),
 	// as opposed to a client adding one.
 	Replica bool `cbor:"replica,omitempty"`
+	// ReadCap says Auth proves ReadCapability(key, Hash, ExpiresMs) (a blob
+	// ticket's token) instead of a cluster credential: a get of Hash only,
+	// refused once ExpiresMs (Unix ms; 0 never) has passed.
+	ReadCap   bool  `cbor:"read_cap,omitempty"`
+	ExpiresMs int64 `cbor:"expires_ms,omitempty"`
 }
 
 // TransferResponse is the server's frame.
@@ -75,6 +81,12 @@ type Server struct {
 	// Credentials are the secrets a caller may prove (the client credential
 	// and the node secret). At least one is required.
 	Credentials [][]byte
+	// CapabilityKey checks the read capabilities of blob tickets
+	// (auth.Keys.Capability); when empty, tickets are refused.
+	CapabilityKey []byte
+	// Send, when set, wraps the stream a get writes its slice encoding to.
+	// Tests only: it lets a server tamper with what it serves.
+	Send func(w io.Writer) io.Writer
 	// Fetch, when set, is called by get for a blob missing locally; it
 	// should store the blob (pulling it from a peer) or fail with ErrNotFound.
 	Fetch func(ctx context.Context, h Hash) error
@@ -133,16 +145,37 @@ func (s *Server) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func (s *Server) verify(exp []byte, expErr error, proof []byte) bool {
+// authorize admits req on a connection with TLS exporter exp: a proof of
+// one of the Credentials admits anything; a read capability (ReadCap)
+// admits a get of its own blob until it expires. A refusal is an
+// UNAUTHORIZED *api.Error saying why.
+func (s *Server) authorize(exp []byte, expErr error, req *TransferRequest) error {
 	if expErr != nil {
-		return false
+		return api.Errorf(api.CodeUnauthorized, "cannot check credentials on this connection: %v", expErr)
 	}
-	for _, c := range s.Credentials {
-		if len(c) > 0 && auth.VerifyProof(c, exp, proof) {
-			return true
+	if !req.ReadCap {
+		for _, c := range s.Credentials {
+			if len(c) > 0 && auth.VerifyProof(c, exp, req.Auth) {
+				return nil
+			}
 		}
+		return api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster")
 	}
-	return false
+	if req.Op != OpGet {
+		return api.Errorf(api.CodeUnauthorized, "a blob ticket only allows reading its blob, not %q", req.Op)
+	}
+	h, err := hashOf(req.Hash)
+	if err != nil {
+		return err
+	}
+	if len(s.CapabilityKey) == 0 || !auth.VerifyProof(ReadCapability(s.CapabilityKey, h, req.ExpiresMs), exp, req.Auth) {
+		return api.Errorf(api.CodeUnauthorized, "blob ticket not valid for blob %s: forged, altered, or issued for another blob or cluster", h)
+	}
+	if req.ExpiresMs != 0 && time.Now().UnixMilli() >= req.ExpiresMs {
+		return api.Errorf(api.CodeUnauthorized, "blob ticket expired at %s: ask for a new one (aspen-cli blob ticket %s)",
+			time.UnixMilli(req.ExpiresMs).UTC().Format(time.RFC3339), h)
+	}
+	return nil
 }
 
 func (s *Server) serveStream(ctx context.Context, st *quic.Stream, exp []byte, expErr error) {
@@ -157,9 +190,9 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, exp []byte, e
 		s.reply(st, &TransferResponse{Error: toAPI(err)})
 		return
 	}
-	if !s.verify(exp, expErr, req.Auth) {
+	if err := s.authorize(exp, expErr, &req); err != nil {
 		st.CancelRead(0)
-		s.reply(st, &TransferResponse{Error: api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster")})
+		s.reply(st, &TransferResponse{Error: toAPI(err)})
 		return
 	}
 	switch req.Op {
@@ -213,7 +246,11 @@ func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest)
 		return
 	}
 	s.reply(st, &TransferResponse{Hash: h[:], Size: r.Size(), Offset: off, Length: n})
-	if err := r.WriteSlice(deadlineWriter{st, s.idle()}, off, n); err != nil {
+	var out io.Writer = deadlineWriter{st, s.idle()}
+	if s.Send != nil {
+		out = s.Send(out)
+	}
+	if err := r.WriteSlice(out, off, n); err != nil {
 		// the caller sees a truncated stream and fails verification
 		s.logger().Warn("blob: sending failed", "hash", h.String(), "err", err)
 		st.CancelWrite(1)
@@ -307,20 +344,37 @@ type StreamOpener interface {
 	OpenStream(ctx context.Context) (*quic.Stream, error)
 }
 
-// Get fetches bytes [offset, offset+length) of blob h (length < 0: to the
-// end) over c and writes them to dst, each 16 KiB group only after it was
-// verified against h. proof is auth.Proof(credential, c's exporter). It
-// returns the blob's size. A server error is an *api.Error; a tampered
-// stream fails with ErrCorrupt after the verified bytes before it.
-func Get(ctx context.Context, c StreamOpener, proof []byte, h Hash, offset, length int64, dst io.Writer, noFetch bool) (int64, error) {
+// GetRequest says what Get fetches and how it proves its right to.
+type GetRequest struct {
+	Hash Hash
+	// Offset and Length select bytes [Offset, Offset+Length); Length < 0
+	// means to the end of the blob.
+	Offset, Length int64
+	// Proof is auth.Proof(secret, the connection's exporter), the secret
+	// being a cluster credential or, with ReadCap, a blob ticket's token.
+	Proof []byte
+	// ReadCap and ExpiresMs: see TransferRequest.
+	ReadCap   bool
+	ExpiresMs int64
+	// NoFetch: see TransferRequest.
+	NoFetch bool
+}
+
+// Get fetches the bytes req selects over c and writes them to dst, each 16
+// KiB group only after it was verified against req.Hash. It returns the
+// blob's size. A server error is an *api.Error; a tampered stream fails
+// with ErrCorrupt after the verified bytes before it.
+func Get(ctx context.Context, c StreamOpener, req GetRequest, dst io.Writer) (int64, error) {
+	h := req.Hash
 	st, err := c.OpenStream(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("blob get %s: %w", h, err)
 	}
 	defer st.CancelRead(0)
 	defer context.AfterFunc(ctx, func() { st.CancelRead(2); st.CancelWrite(2) })()
-	req := &TransferRequest{Op: OpGet, Auth: proof, Hash: h[:], Offset: offset, Length: length, NoFetch: noFetch}
-	if err := rpc.WriteFrame(st, req); err != nil {
+	treq := &TransferRequest{Op: OpGet, Auth: req.Proof, Hash: h[:], Offset: req.Offset, Length: req.Length,
+		NoFetch: req.NoFetch, ReadCap: req.ReadCap, ExpiresMs: req.ExpiresMs}
+	if err := rpc.WriteFrame(st, treq); err != nil {
 		return 0, fmt.Errorf("blob get %s: %w", h, err)
 	}
 	_ = st.Close()

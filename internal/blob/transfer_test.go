@@ -69,24 +69,24 @@ func TestTransferPutGet(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	size, err := Get(ctx, conn, proof, res.Hash, 0, -1, &out, false)
+	size, err := Get(ctx, conn, GetRequest{Hash: res.Hash, Length: -1, Proof: proof}, &out)
 	if err != nil || size != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("Get = %d, %v (bytes equal %v)", size, err, bytes.Equal(out.Bytes(), data))
 	}
 	out.Reset()
-	if _, err := Get(ctx, conn, proof, res.Hash, window+3, 40000, &out, false); err != nil || !bytes.Equal(out.Bytes(), data[window+3:window+3+40000]) {
+	if _, err := Get(ctx, conn, GetRequest{Hash: res.Hash, Offset: window + 3, Length: 40000, Proof: proof}, &out); err != nil || !bytes.Equal(out.Bytes(), data[window+3:window+3+40000]) {
 		t.Fatalf("range Get: %v", err)
 	}
 
 	var missing Hash
-	if _, err := Get(ctx, conn, proof, missing, 0, -1, &out, false); !errors.Is(err, api.ErrNotFound) {
+	if _, err := Get(ctx, conn, GetRequest{Hash: missing, Length: -1, Proof: proof}, &out); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("Get(missing) err = %v; want NOT_FOUND", err)
 	}
 	other := Sum([]byte("other"))
 	if _, err := Put(ctx, conn, proof, bytes.NewReader([]byte("x")), &other, nil); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("Put with wrong expected hash err = %v; want INVALID_ARGUMENT", err)
 	}
-	if _, err := Get(ctx, conn, []byte("bad proof"), res.Hash, 0, -1, &out, false); !errors.Is(err, api.ErrUnauthorized) {
+	if _, err := Get(ctx, conn, GetRequest{Hash: res.Hash, Length: -1, Proof: []byte("bad proof")}, &out); !errors.Is(err, api.ErrUnauthorized) {
 		t.Fatalf("Get with bad proof err = %v; want UNAUTHORIZED", err)
 	}
 }
@@ -106,7 +106,7 @@ func TestTransferCorruptSource(t *testing.T) {
 	}
 	flipByte(t, s.dataPath(h), window+10)
 	var out bytes.Buffer
-	if _, err := Get(ctx, conn, proof, h, 0, -1, &out, false); err == nil {
+	if _, err := Get(ctx, conn, GetRequest{Hash: h, Length: -1, Proof: proof}, &out); err == nil {
 		t.Fatal("Get of a corrupt blob succeeded")
 	}
 	if out.Len() > window || !bytes.Equal(out.Bytes(), data[:out.Len()]) {
@@ -126,7 +126,7 @@ func TestTransferFetchHook(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if _, err := Get(ctx, conn, proof, Sum(data), 0, -1, &out, false); err != nil || out.String() != string(data) {
+	if _, err := Get(ctx, conn, GetRequest{Hash: Sum(data), Length: -1, Proof: proof}, &out); err != nil || out.String() != string(data) {
 		t.Fatalf("Get through Fetch = %q, %v", out.String(), err)
 	}
 }

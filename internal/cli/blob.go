@@ -35,7 +35,7 @@ type blobAdminRemote interface {
 	BlobReplicationStatus(ctx context.Context, hash string) (*api.BlobReplicationStatusResponse, error)
 	BlobRepair(ctx context.Context, req *api.BlobRepairRequest) (*api.BlobRepairResponse, error)
 	BlobRepairCycle(ctx context.Context) (*api.BlobRepairCycleResponse, error)
-	BlobTicket(ctx context.Context, hash string) (string, error)
+	BlobTicket(ctx context.Context, hash string, ttl time.Duration) (string, error)
 }
 
 // withBlobAdmin connects and runs f with the blob replication operations.
@@ -78,11 +78,45 @@ func (r blobAddResult) printHuman(out, _ io.Writer) error {
 	return err
 }
 
+// negativeResult is a result that may be a negative answer: printed, then
+// exit 1.
+type negativeResult interface {
+	result
+	negative() bool
+}
+
+// printAnswer prints res unless err is set; a negative answer then exits 1.
+func (a *app) printAnswer(res result, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := a.printer().print(res); err != nil {
+		return err
+	}
+	if n, ok := res.(negativeResult); ok && n.negative() {
+		return errNegative
+	}
+	return nil
+}
+
+// hashRunE is the RunE of a command whose one argument is a blob HASH: it
+// checks the hash, connects with with, and prints what call answers.
+func hashRunE[R any](a *app, with func(func(R) error) error, call func(ctx context.Context, r R, hash string) (result, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := checkHash(args[0]); err != nil {
+			return err
+		}
+		return with(func(r R) error { return a.printAnswer(call(cmd.Context(), r, args[0])) })
+	}
+}
+
 type blobGetResult struct {
 	WasFound  bool  `json:"was_found"`
 	SizeBytes int64 `json:"size_bytes"`
 	toFile    string
 }
+
+func (r blobGetResult) negative() bool { return !r.WasFound }
 
 func (r blobGetResult) printHuman(_, note io.Writer) error {
 	if !r.WasFound {
@@ -97,6 +131,8 @@ func (r blobGetResult) printHuman(_, note io.Writer) error {
 }
 
 type blobHasResult struct{ *api.BlobHasResponse }
+
+func (r blobHasResult) negative() bool { return !r.DoesExist }
 
 func (r blobHasResult) printHuman(out, _ io.Writer) error {
 	_, err := fmt.Fprintln(out, r.DoesExist)
@@ -119,6 +155,8 @@ func (r blobListResult) printHuman(out, note io.Writer) error {
 }
 
 type blobStatusResult struct{ *api.BlobStatusResponse }
+
+func (r blobStatusResult) negative() bool { return !r.WasFound }
 
 func (r blobStatusResult) printHuman(out, _ io.Writer) error {
 	if !r.WasFound {
@@ -200,6 +238,52 @@ func (w progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+type blobReplicationResult struct {
+	*api.BlobReplicationStatusResponse
+}
+
+func (r blobReplicationResult) negative() bool { return !r.WasFound }
+
+func (r blobReplicationResult) printHuman(out, _ io.Writer) error {
+	if !r.WasFound {
+		_, err := fmt.Fprintf(out, "%s: not found\n", r.Hash)
+		return err
+	}
+	_, err := fmt.Fprintf(out, "%s\nstatus: %s\nreplicas: %v (%d of %d, min %d)\nneeded: %d\n",
+		r.Hash, r.Status, r.ReplicaNodes, len(r.ReplicaNodes), r.ReplicationFactor, r.MinReplicas, r.ReplicasNeeded)
+	return err
+}
+
+type blobRepairResult struct{ *api.BlobRepairResponse }
+
+func (r blobRepairResult) printHuman(out, _ io.Writer) error {
+	_, err := fmt.Fprintf(out, "copied to: %v\nfailed: %v\ntook: %d ms\n", r.SuccessfulNodes, r.FailedNodes, r.DurationMs)
+	return err
+}
+
+type blobRepairCycleResult struct{ *api.BlobRepairCycleResponse }
+
+func (r blobRepairCycleResult) printHuman(out, _ io.Writer) error {
+	_, err := fmt.Fprintln(out, "repair cycle started")
+	return err
+}
+
+type blobTicketResult struct {
+	Ticket    string `json:"ticket"`
+	ExpiresMs int64  `json:"expires_ms,omitempty"` // Unix ms; absent: never
+}
+
+func (r blobTicketResult) printHuman(out, note io.Writer) error {
+	if _, err := fmt.Fprintln(out, r.Ticket); err != nil {
+		return err
+	}
+	if r.ExpiresMs == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(note, "expires %s\n", time.UnixMilli(r.ExpiresMs).UTC().Format(time.RFC3339))
+	return err
+}
+
 // newBlobCmd is `aspen-cli blob`.
 func (a *app) newBlobCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -259,10 +343,7 @@ for transfers when stderr is a terminal.`,
 				}
 				res, err := r.BlobAdd(cmd.Context(), in, full...)
 				p.done()
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobAddResult{res})
+				return a.printAnswer(blobAddResult{res}, err)
 			})
 		},
 	}
@@ -278,7 +359,9 @@ for transfers when stderr is a terminal.`,
 			if err := checkHash(args[0]); err != nil {
 				return err
 			}
-			return a.withBlobs(func(r blobRemote) error { return a.blobGet(cmd.Context(), r, args[0], outFile) })
+			return a.withBlobs(func(r blobRemote) error {
+				return a.blobGet(outFile, func(w io.Writer) (int64, error) { return r.BlobGet(cmd.Context(), args[0], w) })
+			})
 		},
 	}
 	get.Flags().StringVarP(&outFile, "output", "o", "", "write to FILE (atomically) instead of stdout")
@@ -287,24 +370,10 @@ for transfers when stderr is a terminal.`,
 		Use:   "has HASH",
 		Short: "Whether the cluster holds a blob (exit 1 if not)",
 		Args:  exactArgs(1, "one HASH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkHash(args[0]); err != nil {
-				return err
-			}
-			return a.withBlobs(func(r blobRemote) error {
-				res, err := r.BlobHas(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				if err := a.printer().print(blobHasResult{res}); err != nil {
-					return err
-				}
-				if !res.DoesExist {
-					return errNegative
-				}
-				return nil
-			})
-		},
+		RunE: hashRunE(a, a.withBlobs, func(ctx context.Context, r blobRemote, h string) (result, error) {
+			res, err := r.BlobHas(ctx, h)
+			return blobHasResult{res}, err
+		}),
 	}
 
 	var maxResults int
@@ -319,10 +388,7 @@ for transfers when stderr is a terminal.`,
 			}
 			return a.withBlobs(func(r blobRemote) error {
 				res, err := r.BlobList(cmd.Context(), &api.BlobListRequest{MaxResults: maxResults, ContinuationToken: token})
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobListResult{res})
+				return a.printAnswer(blobListResult{res}, err)
 			})
 		},
 	}
@@ -331,48 +397,28 @@ for transfers when stderr is a terminal.`,
 
 	status := &cobra.Command{
 		Use:   "status HASH",
-		Short: "Size, tags and holders of a blob",
+		Short: "Size, tags and holders of a blob (exit 1 if unknown)",
 		Args:  exactArgs(1, "one HASH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkHash(args[0]); err != nil {
-				return err
-			}
-			return a.withBlobs(func(r blobRemote) error {
-				res, err := r.BlobStatus(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				if err := a.printer().print(blobStatusResult{res}); err != nil {
-					return err
-				}
-				if !res.WasFound {
-					return errNegative
-				}
-				return nil
-			})
-		},
+		RunE: hashRunE(a, a.withBlobs, func(ctx context.Context, r blobRemote, h string) (result, error) {
+			res, err := r.BlobStatus(ctx, h)
+			return blobStatusResult{res}, err
+		}),
 	}
 
 	var protectTag string
 	protect := &cobra.Command{
 		Use:   "protect HASH --tag NAME",
 		Short: "Protect a blob from garbage collection under a named tag",
-		Args:  exactArgs(1, "one HASH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkHash(args[0]); err != nil {
-				return err
-			}
+		Args: func(cmd *cobra.Command, args []string) error {
 			if protectTag == "" {
 				return usageErrorf("blob protect needs --tag NAME")
 			}
-			return a.withBlobs(func(r blobRemote) error {
-				res, err := r.BlobProtect(cmd.Context(), args[0], protectTag)
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobTagResult{res})
-			})
+			return exactArgs(1, "one HASH")(cmd, args)
 		},
+		RunE: hashRunE(a, a.withBlobs, func(ctx context.Context, r blobRemote, h string) (result, error) {
+			res, err := r.BlobProtect(ctx, h, protectTag)
+			return blobTagResult{res}, err
+		}),
 	}
 	protect.Flags().StringVar(&protectTag, "tag", "", "tag name")
 
@@ -383,10 +429,7 @@ for transfers when stderr is a terminal.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withBlobs(func(r blobRemote) error {
 				res, err := r.BlobUnprotect(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobTagResult{res})
+				return a.printAnswer(blobTagResult{res}, err)
 			})
 		},
 	}
@@ -396,61 +439,16 @@ for transfers when stderr is a terminal.`,
 		Use:   "delete HASH",
 		Short: "Drop a blob's user tags (bytes go with garbage collection)",
 		Args:  exactArgs(1, "one HASH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkHash(args[0]); err != nil {
-				return err
-			}
-			return a.withBlobs(func(r blobRemote) error {
-				res, err := r.BlobDelete(cmd.Context(), args[0], force)
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobTagResult{res})
-			})
-		},
+		RunE: hashRunE(a, a.withBlobs, func(ctx context.Context, r blobRemote, h string) (result, error) {
+			res, err := r.BlobDelete(ctx, h, force)
+			return blobTagResult{res}, err
+		}),
 	}
 	del.Flags().BoolVar(&force, "force", false, "reserved: delete even if referenced (not implemented yet)")
 
 	cmd.AddCommand(add, get, has, list, status, protect, unprotect, del)
 	cmd.AddCommand(a.newBlobReplicationCmds()...)
 	return cmd
-}
-
-type blobReplicationResult struct {
-	*api.BlobReplicationStatusResponse
-}
-
-func (r blobReplicationResult) printHuman(out, _ io.Writer) error {
-	if !r.WasFound {
-		_, err := fmt.Fprintf(out, "%s: not found\n", r.Hash)
-		return err
-	}
-	_, err := fmt.Fprintf(out, "%s\nstatus: %s\nreplicas: %v (%d of %d, min %d)\nneeded: %d\n",
-		r.Hash, r.Status, r.ReplicaNodes, len(r.ReplicaNodes), r.ReplicationFactor, r.MinReplicas, r.ReplicasNeeded)
-	return err
-}
-
-type blobRepairResult struct{ *api.BlobRepairResponse }
-
-func (r blobRepairResult) printHuman(out, _ io.Writer) error {
-	_, err := fmt.Fprintf(out, "copied to: %v\nfailed: %v\ntook: %d ms\n", r.SuccessfulNodes, r.FailedNodes, r.DurationMs)
-	return err
-}
-
-type blobRepairCycleResult struct{ *api.BlobRepairCycleResponse }
-
-func (r blobRepairCycleResult) printHuman(out, _ io.Writer) error {
-	_, err := fmt.Fprintln(out, "repair cycle started")
-	return err
-}
-
-type blobTicketResult struct {
-	Ticket string `json:"ticket"`
-}
-
-func (r blobTicketResult) printHuman(out, _ io.Writer) error {
-	_, err := fmt.Fprintln(out, r.Ticket)
-	return err
 }
 
 // newBlobReplicationCmds are replication-status, repair, repair-cycle,
@@ -460,24 +458,10 @@ func (a *app) newBlobReplicationCmds() []*cobra.Command {
 		Use:   "replication-status HASH",
 		Short: "Holders of a blob against the replication policy (healthy, degraded, under_replicated, critical)",
 		Args:  exactArgs(1, "one HASH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkHash(args[0]); err != nil {
-				return err
-			}
-			return a.withBlobAdmin(func(r blobAdminRemote) error {
-				res, err := r.BlobReplicationStatus(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				if err := a.printer().print(blobReplicationResult{res}); err != nil {
-					return err
-				}
-				if !res.WasFound {
-					return errNegative
-				}
-				return nil
-			})
-		},
+		RunE: hashRunE(a, a.withBlobAdmin, func(ctx context.Context, r blobAdminRemote, h string) (result, error) {
+			res, err := r.BlobReplicationStatus(ctx, h)
+			return blobReplicationResult{res}, err
+		}),
 	}
 
 	var targets []uint
@@ -485,26 +469,20 @@ func (a *app) newBlobReplicationCmds() []*cobra.Command {
 	repair := &cobra.Command{
 		Use:   "repair HASH",
 		Short: "Copy a blob now until it has its replication factor of reachable holders",
-		Args:  exactArgs(1, "one HASH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkHash(args[0]); err != nil {
-				return err
-			}
+		Args: func(cmd *cobra.Command, args []string) error {
 			if factor < 0 || factor > api.MaxBlobReplicationFactor {
 				return usageErrorf("--replication-factor %d: must be %d..%d", factor, api.MinBlobReplicationFactor, api.MaxBlobReplicationFactor)
 			}
-			req := &api.BlobRepairRequest{Hash: args[0], ReplicationFactor: factor}
+			return exactArgs(1, "one HASH")(cmd, args)
+		},
+		RunE: hashRunE(a, a.withBlobAdmin, func(ctx context.Context, r blobAdminRemote, h string) (result, error) {
+			req := &api.BlobRepairRequest{Hash: h, ReplicationFactor: factor}
 			for _, t := range targets {
 				req.Targets = append(req.Targets, uint64(t))
 			}
-			return a.withBlobAdmin(func(r blobAdminRemote) error {
-				res, err := r.BlobRepair(cmd.Context(), req)
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobRepairResult{res})
-			})
-		},
+			res, err := r.BlobRepair(ctx, req)
+			return blobRepairResult{res}, err
+		}),
 	}
 	repair.Flags().UintSliceVar(&targets, "targets", nil, "node IDs to copy to first (e.g. 1,2)")
 	repair.Flags().IntVar(&factor, "replication-factor", 0, "holders wanted (1..7; default: the cluster policy)")
@@ -516,37 +494,39 @@ func (a *app) newBlobReplicationCmds() []*cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withBlobAdmin(func(r blobAdminRemote) error {
 				res, err := r.BlobRepairCycle(cmd.Context())
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobRepairCycleResult{res})
+				return a.printAnswer(blobRepairCycleResult{res}, err)
 			})
 		},
 	}
 
+	var expires time.Duration
 	tk := &cobra.Command{
-		Use:   "ticket HASH",
-		Short: "Print a ticket with which anyone can download the blob (it carries the cluster credential)",
-		Args:  exactArgs(1, "one HASH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkHash(args[0]); err != nil {
-				return err
+		Use:   "ticket HASH [--expires DUR]",
+		Short: "Print a ticket with which anyone can download this one blob, and do nothing else",
+		Long: `Print a blob ticket: a string naming the blob, the nodes holding it and a
+capability, signed by the cluster, to read that blob and nothing else, valid
+for --expires (e.g. 1h, 7d is 168h; default: no expiry). Whoever holds it can
+run 'aspen-cli blob download TICKET' without a cluster ticket. Exit 1 when
+no node holds the blob.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if expires < 0 || expires > time.Duration(api.MaxBlobTicketTTLMs)*time.Millisecond || expires > 0 && expires < time.Millisecond {
+				return usageErrorf("--expires %s: must be 1ms to %s (366 days), or 0 for no expiry", expires, time.Duration(api.MaxBlobTicketTTLMs)*time.Millisecond)
 			}
-			return a.withBlobAdmin(func(r blobAdminRemote) error {
-				t, err := r.BlobTicket(cmd.Context(), args[0])
-				if errors.Is(err, api.ErrNotFound) {
-					if perr := a.printer().print(blobGetResult{WasFound: false}); perr != nil {
-						return perr
-					}
-					return errNegative
-				}
-				if err != nil {
-					return err
-				}
-				return a.printer().print(blobTicketResult{Ticket: t})
-			})
+			return exactArgs(1, "one HASH")(cmd, args)
 		},
+		RunE: hashRunE(a, a.withBlobAdmin, func(ctx context.Context, r blobAdminRemote, h string) (result, error) {
+			t, err := r.BlobTicket(ctx, h, expires)
+			if errors.Is(err, api.ErrNotFound) {
+				return blobGetResult{WasFound: false}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			bt, err := blob.ParseTicket(t)
+			return blobTicketResult{Ticket: t, ExpiresMs: bt.ExpiresMs}, err
+		}),
 	}
+	tk.Flags().DurationVar(&expires, "expires", 0, "how long the ticket is valid (e.g. 30m, 24h; 0: no expiry)")
 
 	var outFile string
 	download := &cobra.Command{
@@ -554,24 +534,14 @@ func (a *app) newBlobReplicationCmds() []*cobra.Command {
 		Short: "Fetch the blob a blob ticket names to stdout or -o FILE (no cluster ticket needed)",
 		Args:  exactArgs(1, "one blob TICKET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bt, err := blob.ParseTicket(args[0])
-			if err != nil {
+			if _, err := blob.ParseTicket(args[0]); err != nil {
 				return usageErrorf("%v", err)
 			}
-			r, closeFn, err := a.dial(client.Config{
-				Ticket:  bt.Cluster,
-				Timeout: time.Duration(a.opts.timeout),
-				Logger:  a.logger(),
+			cfg := client.Config{Timeout: time.Duration(a.opts.timeout), Logger: a.logger()}
+			return a.blobGet(outFile, func(w io.Writer) (int64, error) {
+				_, n, err := client.BlobDownload(cmd.Context(), cfg, args[0], w)
+				return n, err
 			})
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			br, ok := r.(blobRemote)
-			if !ok {
-				return errors.New("this connection does not support blobs")
-			}
-			return a.blobGet(cmd.Context(), br, bt.Hash.String(), outFile)
 		},
 	}
 	download.Flags().StringVarP(&outFile, "output", "o", "", "write to FILE (atomically) instead of stdout")
@@ -579,8 +549,8 @@ func (a *app) newBlobReplicationCmds() []*cobra.Command {
 	return []*cobra.Command{repStatus, repair, cycle, tk, download}
 }
 
-// blobGet writes a blob to stdout or, atomically, to path.
-func (a *app) blobGet(ctx context.Context, r blobRemote, hash, path string) error {
+// blobGet writes the blob fetch delivers to stdout or, atomically, to path.
+func (a *app) blobGet(path string, fetch func(io.Writer) (int64, error)) error {
 	var w io.Writer = a.io.out
 	var tmp *os.File
 	if path != "" {
@@ -600,13 +570,10 @@ func (a *app) blobGet(ctx context.Context, r blobRemote, hash, path string) erro
 	if a.opts.json && path == "" {
 		w = io.Discard // --json prints one document: no data
 	}
-	n, err := r.BlobGet(ctx, hash, w)
+	n, err := fetch(w)
 	p.done()
 	if errors.Is(err, api.ErrNotFound) {
-		if perr := a.printer().print(blobGetResult{WasFound: false}); perr != nil {
-			return perr
-		}
-		return errNegative
+		return a.printAnswer(blobGetResult{WasFound: false}, nil)
 	}
 	if err != nil {
 		return err

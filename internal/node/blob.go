@@ -86,16 +86,17 @@ func (n *Node) startBlobs() error {
 	rpc.Handle(n.reg, api.OpBlobRepair, b.repair)
 	rpc.Handle(n.reg, api.OpBlobRepairCycle, b.repairCycle)
 	rpc.Handle(n.reg, api.OpBlobPolicy, b.policy)
-	rpc.Handle(n.reg, api.OpBlobHolders, b.holders)
+	rpc.Handle(n.reg, api.OpBlobTicket, b.ticket)
 	rpc.Handle(n.reg, api.OpBlobForget, b.forget)
 	srv := &blob.Server{
-		Store:       st,
-		Credentials: [][]byte{n.keys.Client, n.keys.Node},
-		Fetch:       b.fetch,
-		Stored:      b.stored,
-		Added:       b.added,
-		Corrupt:     b.corrupt,
-		Logger:      n.log,
+		Store:         st,
+		Credentials:   [][]byte{n.keys.Client, n.keys.Node},
+		CapabilityKey: n.keys.Capability,
+		Fetch:         b.fetch,
+		Stored:        b.stored,
+		Added:         b.added,
+		Corrupt:       b.corrupt,
+		Logger:        n.log,
 	}
 	n.ep.Handle(blob.ALPN, func(ctx context.Context, c *transport.Conn) { srv.ServeConn(ctx, c) })
 	n.goFunc(b.loop)
@@ -487,11 +488,11 @@ func (b *blobService) fetchFrom(ctx context.Context, id uint64, h blob.Hash) err
 	if err != nil {
 		return err
 	}
-	proof := auth.Proof(b.n.keys.Node, exp)
+	req := blob.GetRequest{Hash: h, Length: -1, Proof: auth.Proof(b.n.keys.Node, exp), NoFetch: true}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { // ends when the transfer ends or pr is closed below
-		_, err := blob.Get(ctx, conn, proof, h, 0, -1, pw, true)
+		_, err := blob.Get(ctx, conn, req, pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()

@@ -233,10 +233,16 @@ func (b *blobService) replicationStatus(ctx context.Context, req *api.BlobHashRe
 	return out, nil
 }
 
-func (b *blobService) holders(ctx context.Context, req *api.BlobHashRequest) (*api.BlobHoldersResponse, error) {
+// ticket issues a blob ticket's content: the members holding the blob and
+// a capability to read that blob only (blob.ReadCapability), valid for
+// req.TTLMs. A blob no member holds is NOT_FOUND.
+func (b *blobService) ticket(ctx context.Context, req *api.BlobTicketRequest) (*api.BlobTicketResponse, error) {
 	h, err := parseBlobHash(req.Hash)
 	if err != nil {
 		return nil, err
+	}
+	if req.TTLMs < 0 || req.TTLMs > api.MaxBlobTicketTTLMs {
+		return nil, api.Errorf(api.CodeInvalidArgument, "ticket lifetime %d ms: must be 0 (no expiry) to %d ms (366 days)", req.TTLMs, int64(api.MaxBlobTicketTTLMs))
 	}
 	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, err
@@ -249,12 +255,19 @@ func (b *blobService) holders(ctx context.Context, req *api.BlobHashRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	out := &api.BlobHoldersResponse{WasFound: len(ids) > 0, Holders: []string{}}
+	out := &api.BlobTicketResponse{Hash: h.String(), ClusterID: b.n.keys.ClusterID, Holders: []string{}}
 	for _, id := range ids {
-		if a, ok := ms[id]; ok {
+		if a, ok := ms[id]; ok && len(out.Holders) < blob.MaxTicketPeers {
 			out.Holders = append(out.Holders, a.String())
 		}
 	}
+	if len(out.Holders) == 0 {
+		return nil, api.Errorf(api.CodeNotFound, "blob %s: no member holds it", h)
+	}
+	if req.TTLMs > 0 {
+		out.ExpiresMs = time.Now().UnixMilli() + req.TTLMs
+	}
+	out.Token = blob.ReadCapability(b.n.keys.Capability, h, out.ExpiresMs)
 	return out, nil
 }
 

@@ -194,22 +194,6 @@ func TestBlobGC(t *testing.T) {
 	}
 }
 
-// TestBlobTicketDownload: a blob ticket alone fetches the blob.
-func TestBlobTicketDownload(t *testing.T) {
-	c := clustertest.New(t, 3, clustertest.Options{})
-	data := randomBlob(5, 100<<10)
-	h := addBlob(t, c.Client(2), data)
-	tk, err := c.Client(1).BlobTicket(ctxT(t), h)
-	if err != nil {
-		t.Fatalf("BlobTicket: %v", err)
-	}
-	var out bytes.Buffer
-	got, n, err := client.BlobDownload(ctxT(t), client.Config{Timeout: 10 * time.Second}, tk, &out)
-	if err != nil || got != h || n != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
-		t.Fatalf("BlobDownload = %s, %d, %v (equal %v)", got, n, err, bytes.Equal(out.Bytes(), data))
-	}
-}
-
 // TestBlobLostFileRefetchedOnRestart: a node that comes back without a
 // blob the cluster records as held there fetches it again by itself.
 func TestBlobLostFileRefetchedOnRestart(t *testing.T) {
