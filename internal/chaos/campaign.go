@@ -81,7 +81,7 @@ func (cp *Campaign) verdict(rep Report) error {
 	default:
 		problems = append(problems, "history is not linearizable")
 	}
-	cerr := rep.CounterErr()
+	cerr := errors.Join(rep.CounterErr(), rep.Timed.Err())
 	if cerr != nil {
 		problems = append(problems, cerr.Error())
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// atomic adds to CounterKey beside the register workload (default 0);
 	// Report.CounterErr then judges them.
 	Adders int
+	// Timed, when positive, is how many more clients Run starts that write
+	// TTL keys and take a lock with fencing tokens (see TimedReport).
+	Timed int
 	// Progress, when positive, is how often Run logs operation counts.
 	Progress time.Duration
 	// Logf, when set, receives one line per fault and a summary.
@@ -73,17 +76,22 @@ func (cfg *Config) defaults(nodes int) {
 	}
 }
 
-// Nemesis injects one kind of fault into c. Inject runs on the goroutine
-// that owns c and returns a description and the function that undoes the
-// fault (it must leave every member running and the network healed of what
-// Inject did); ok is false when the fault does not apply now (no leader).
-type Nemesis struct {
+// NemesisOf injects one kind of fault into a cluster of type C (an
+// in-process *clustertest.Cluster, or a *proctest.Cluster of real
+// processes). Inject runs on the goroutine that owns c and returns a
+// description and the function that undoes the fault (it must leave every
+// member running, a voter, and the network healed of what Inject did); ok
+// is false when the fault does not apply now (no leader).
+type NemesisOf[C any] struct {
 	Name   string
-	Inject func(c *clustertest.Cluster, rng *rand.Rand) (desc string, undo func(), ok bool)
+	Inject func(c C, rng *rand.Rand) (desc string, undo func(), ok bool)
 	// During, when set, runs on the same goroutine after Inject until the
 	// fault ends (for faults that keep changing, like flapping partitions).
-	During func(c *clustertest.Cluster, rng *rand.Rand, until time.Time)
+	During func(c C, rng *rand.Rand, until time.Time)
 }
+
+// Nemesis is a nemesis of an in-process cluster.
+type Nemesis = NemesisOf[*clustertest.Cluster]
 
 // Report is the outcome of a campaign.
 type Report struct {
@@ -94,6 +102,8 @@ type Report struct {
 	// Counter workload (RunCounter, or Run with Config.Adders).
 	Acked, Unknown, Refused int64 // adds acknowledged, outcome unknown, certainly refused
 	Final                   int64 // counter value read after the run
+	// Timed workload (Config.Timed): TTL keys and a fenced lock.
+	Timed TimedReport
 }
 
 // running lists the members that are up.
@@ -120,13 +130,13 @@ func clients(c *clustertest.Cluster, n int) []*client.Client {
 	return out
 }
 
-// inject runs nemeses until cfg.Duration passes, then restores the cluster
-// and waits for a leader.
-func inject(c *clustertest.Cluster, cfg *Config, rng *rand.Rand, rep *Report) {
+// inject runs nemeses until cfg.Duration passes, then calls restore, which
+// must bring every member back up, heal the network and wait for a leader.
+func inject[C any](c C, nemeses []NemesisOf[C], cfg *Config, rng *rand.Rand, rep *Report, restore func()) {
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
-	for time.Now().Before(deadline) && len(cfg.Nemeses) > 0 {
-		n := cfg.Nemeses[rng.IntN(len(cfg.Nemeses))]
+	for time.Now().Before(deadline) && len(nemeses) > 0 {
+		n := nemeses[rng.IntN(len(nemeses))]
 		desc, undo, ok := n.Inject(c, rng)
 		if !ok {
 			time.Sleep(cfg.Quiet)
@@ -143,10 +153,17 @@ func inject(c *clustertest.Cluster, cfg *Config, rng *rand.Rand, rep *Report) {
 		undo()
 		time.Sleep(cfg.Quiet)
 	}
-	if len(cfg.Nemeses) == 0 {
+	if len(nemeses) == 0 {
 		time.Sleep(time.Until(deadline))
 	}
+	restore()
+}
+
+// restore heals an in-process cluster: no network faults, every clock on
+// the real time, every member running, a leader.
+func restore(c *clustertest.Cluster) {
 	c.Net.Reset()
+	c.Clock.Reset()
 	for _, i := range stopped(c) {
 		c.Start(i)
 	}
@@ -164,14 +181,25 @@ func stopped(c *clustertest.Cluster) []int {
 }
 
 // Run drives the register workload (get, put, CAS, delete on cfg.Keys keys)
-// from cfg.Clients clients, and atomic adds from cfg.Adders more, while the
-// nemeses run, then checks the history for linearizability (giving up after
-// checkTimeout with verdict Unknown) and reads the counter.
+// from cfg.Clients clients, atomic adds from cfg.Adders more and the timed
+// workload from cfg.Timed more, while the nemeses run, then checks the
+// history for linearizability (giving up after checkTimeout with verdict
+// Unknown), reads the counter and judges the timed workload.
 func Run(c *clustertest.Cluster, cfg Config, checkTimeout time.Duration) Report {
 	cfg.defaults(len(c.Members))
 	rng := rand.New(rand.NewPCG(cfg.Seed, 1))
+	cls := clients(c, cfg.Clients+cfg.Adders+cfg.Timed)
+	return runWorkload(cls, cfg, checkTimeout, func(rep *Report) {
+		inject(c, cfg.Nemeses, &cfg, rng, rep, func() { restore(c) })
+	})
+}
+
+// runWorkload runs the workloads over cls (cfg.Clients register clients,
+// then cfg.Adders adders, then cfg.Timed timed clients) while faults runs,
+// lets them go on for cfg.Quiet on the healed cluster, and judges them.
+// cfg must have its defaults.
+func runWorkload(cls []*client.Client, cfg Config, checkTimeout time.Duration, faults func(rep *Report)) Report {
 	h := linearize.NewHistory()
-	cls := clients(c, cfg.Clients+cfg.Adders)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i, cl := range cls[:cfg.Clients] {
@@ -179,8 +207,13 @@ func Run(c *clustertest.Cluster, cfg Config, checkTimeout time.Duration) Report 
 		wg.Go(func() { registerWorker(ctx, h.Client(i, cl), i, wrng, &cfg) })
 	}
 	var adds adds
-	for _, cl := range cls[cfg.Clients:] {
+	for _, cl := range cls[cfg.Clients : cfg.Clients+cfg.Adders] {
 		wg.Go(func() { adds.work(ctx, cl, &cfg) })
+	}
+	timed := newTimed()
+	for i, cl := range cls[cfg.Clients+cfg.Adders:] {
+		wrng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)+200))
+		wg.Go(func() { timed.work(ctx, cl, i, wrng, &cfg) })
 	}
 	if cfg.Progress > 0 {
 		wg.Go(func() {
@@ -194,22 +227,28 @@ func Run(c *clustertest.Cluster, cfg Config, checkTimeout time.Duration) Report 
 				case <-tick.C:
 				}
 				n := h.Counts()
-				cfg.Logf("ops %6.1fs: register %d ok, %d unknown, %d failed; adds %d acked, %d unknown, %d refused",
-					time.Since(start).Seconds(), n.OK, n.Unknown, n.Failed, adds.acked.Load(), adds.unknown.Load(), adds.refused.Load())
+				cfg.Logf("ops %6.1fs: register %d ok, %d unknown, %d failed; adds %d acked, %d unknown, %d refused; %s",
+					time.Since(start).Seconds(), n.OK, n.Unknown, n.Failed, adds.acked.Load(), adds.unknown.Load(), adds.refused.Load(), timed.counts())
 			}
 		})
 	}
 	var rep Report
-	inject(c, &cfg, rng, &rep)
+	faults(&rep)
 	time.Sleep(cfg.Quiet) // let the workload run on the healed cluster too
 	cancel()
 	wg.Wait()
-	rep.Lin = h.Check(checkTimeout)
-	rep.History = h.Operations()
-	cfg.Logf("history: %d ops (%d ok, %d unknown, %d failed), verdict %s in %v",
-		rep.Lin.Ops, rep.Lin.Counts.OK, rep.Lin.Counts.Unknown, rep.Lin.Counts.Failed, rep.Lin.Verdict, rep.Lin.Elapsed.Round(time.Millisecond))
+	if cfg.Clients > 0 {
+		rep.Lin = h.Check(checkTimeout)
+		rep.History = h.Operations()
+		cfg.Logf("history: %d ops (%d ok, %d unknown, %d failed), verdict %s in %v",
+			rep.Lin.Ops, rep.Lin.Counts.OK, rep.Lin.Counts.Unknown, rep.Lin.Counts.Failed, rep.Lin.Verdict, rep.Lin.Elapsed.Round(time.Millisecond))
+	}
 	if cfg.Adders > 0 {
 		adds.finish(cls[cfg.Clients], &rep, &cfg)
+	}
+	if cfg.Timed > 0 {
+		rep.Timed = timed.report()
+		cfg.Logf("timed: %s", rep.Timed.Summary())
 	}
 	return rep
 }
@@ -254,21 +293,11 @@ const CounterKey = "counter"
 // it holds.
 func RunCounter(c *clustertest.Cluster, cfg Config) Report {
 	cfg.defaults(len(c.Members))
+	cfg.Adders, cfg.Clients, cfg.Timed = cfg.Clients, 0, 0
 	rng := rand.New(rand.NewPCG(cfg.Seed, 2))
-	cls := clients(c, cfg.Clients)
-	ctx, cancel := context.WithCancel(context.Background())
-	var adds adds
-	var wg sync.WaitGroup
-	for _, cl := range cls {
-		wg.Go(func() { adds.work(ctx, cl, &cfg) })
-	}
-	var rep Report
-	inject(c, &cfg, rng, &rep)
-	time.Sleep(cfg.Quiet)
-	cancel()
-	wg.Wait()
-	adds.finish(cls[0], &rep, &cfg)
-	return rep
+	return runWorkload(clients(c, cfg.Adders), cfg, 0, func(rep *Report) {
+		inject(c, cfg.Nemeses, &cfg, rng, rep, func() { restore(c) })
+	})
 }
 
 // adds counts the outcomes of atomic adds of 1 to CounterKey.
@@ -337,6 +366,9 @@ func (r Report) Summary() string {
 	}
 	if r.Acked+r.Unknown > 0 {
 		fmt.Fprintf(&b, "counter: %d adds acknowledged, %d unknown, %d refused, final value %d\n", r.Acked, r.Unknown, r.Refused, r.Final)
+	}
+	if r.Timed.TTLKeys > 0 || r.Timed.Holds > 0 {
+		fmt.Fprintf(&b, "timed: %s\n", r.Timed.Summary())
 	}
 	return b.String()
 }

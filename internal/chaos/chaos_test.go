@@ -46,9 +46,16 @@ func newCluster(t *testing.T, s uint64) *clustertest.Cluster {
 func checkLinearizable(t *testing.T, nemeses ...chaos.Nemesis) {
 	s := seed(t)
 	c := newCluster(t, s)
-	rep := chaos.Run(c, chaos.Config{Seed: s, Duration: short, Hold: 1200 * time.Millisecond, Quiet: 400 * time.Millisecond, Nemeses: nemeses, Logf: t.Logf}, 20*time.Second)
+	rep := chaos.Run(c, chaos.Config{Seed: s, Duration: short, Hold: 1200 * time.Millisecond, Quiet: 400 * time.Millisecond,
+		Timed: 2, Nemeses: nemeses, Logf: t.Logf}, 20*time.Second)
 	if len(nemeses) > 0 && len(rep.Faults) == 0 {
 		t.Errorf("no fault was injected")
+	}
+	if err := rep.Timed.Err(); err != nil {
+		t.Errorf("seed %d: %v\n%s", s, err, rep.Summary())
+	}
+	if rep.Timed.TTLKeys == 0 || rep.Timed.Holds == 0 {
+		t.Errorf("the timed workload wrote no TTL key or took no lock: %s", rep.Timed.Summary())
 	}
 	if rep.Lin.Counts.OK == 0 {
 		t.Fatalf("no operation succeeded: %s", rep.Summary())
@@ -87,6 +94,15 @@ func TestLinearizableFlappingPartitions(t *testing.T) { checkLinearizable(t, cha
 
 func TestLinearizableLossAndDelay(t *testing.T) { checkLinearizable(t, chaos.Loss, chaos.Delay) }
 
+// TestClockJumps jumps the leader's clock forward and back by seconds to
+// minutes: the register history stays linearizable, TTL keys never come
+// back, fencing tokens grow and lock time never goes backwards.
+func TestClockJumps(t *testing.T) { checkLinearizable(t, chaos.ClockJump) }
+
+// TestMembershipChange removes a voter (often the leader) and adds it back
+// while clients write.
+func TestMembershipChange(t *testing.T) { checkLinearizable(t, chaos.Membership) }
+
 // TestDurableAdds checks that every acknowledged atomic add survives member
 // restarts and partitions, and none is applied twice.
 func TestDurableAdds(t *testing.T) {
@@ -98,6 +114,10 @@ func TestDurableAdds(t *testing.T) {
 func TestDurableAddsRestart(t *testing.T) {
 	checkDurable(t, chaos.MemberRestart, chaos.LeaderIsolate)
 }
+
+// TestDurableAddsMembership is TestDurableAdds with voters removed and
+// added back.
+func TestDurableAddsMembership(t *testing.T) { checkDurable(t, chaos.Membership) }
 
 func checkDurable(t *testing.T, nemeses ...chaos.Nemesis) {
 	s := seed(t)

@@ -133,8 +133,66 @@ var Delay = Nemesis{Name: "delay", Inject: func(c *clustertest.Cluster, _ *rand.
 	return "delay 5ms+20ms jitter", func() { c.Net.SetDelay(0, 0) }, true
 }}
 
-// All is every nemesis.
-var All = []Nemesis{LeaderIsolate, LeaderOneWay, MemberRestart, Split, Flap, Loss, Delay}
+// ClockJump moves the leader's clock forward and back by 5 s to 2 min,
+// a new jump every 200-500 ms while the fault lasts; undone, every clock
+// is back on the real time. A forward jump expires TTL keys, locks and
+// leases early (state-machine time then stays ahead until the real time
+// catches up); a backward jump changes nothing the state machine sees
+// (see kv.Store.MaxNowMs).
+var ClockJump = Nemesis{Name: "clock-jump", Inject: func(c *clustertest.Cluster, rng *rand.Rand) (string, func(), bool) {
+	l := leaderIndex(c)
+	if l == 0 {
+		return "", nil, false
+	}
+	off := jump(rng)
+	c.Clock.Set(c.Members[l-1].ID, off)
+	return fmt.Sprintf("leader %d clock %+v, then jumping", l, off), c.Clock.Reset, true
+}, During: func(c *clustertest.Cluster, rng *rand.Rand, until time.Time) {
+	for time.Now().Before(until) {
+		time.Sleep(min(time.Duration(200+rng.IntN(300))*time.Millisecond, time.Until(until)))
+		if l := leaderIndex(c); l != 0 {
+			c.Clock.Set(c.Members[l-1].ID, jump(rng))
+		}
+	}
+}}
+
+// jump is a random clock offset of 5 s to 2 min, forward or back.
+func jump(rng *rand.Rand) time.Duration {
+	d := 5*time.Second + time.Duration(rng.Int64N(int64(115*time.Second)))
+	if rng.IntN(2) == 0 {
+		d = -d
+	}
+	return d.Round(time.Millisecond)
+}
+
+// Membership removes a voter (the leader half of the time) from the
+// configuration while clients write; undone, it is added back as a
+// learner and made a voter again.
+var Membership = Nemesis{Name: "membership", Inject: func(c *clustertest.Cluster, rng *rand.Rand) (string, func(), bool) {
+	if len(c.Members) < 3 {
+		return "", nil, false
+	}
+	i := 1 + rng.IntN(len(c.Members))
+	if l := leaderIndex(c); l != 0 && rng.IntN(2) == 0 {
+		i = l
+	}
+	if err := c.RemoveVoter(i); err != nil {
+		return "", nil, false // not applied (no leader, a change in progress): try another fault
+	}
+	return fmt.Sprintf("removed voter %d", i), func() { addBack(c, i) }, true
+}}
+
+// addBack adds member i back as a voter, retrying while the cluster
+// elects a leader; the campaign cannot go on with a member short.
+func addBack(c *clustertest.Cluster, i int) {
+	c.Eventually(time.Minute, func() error { return c.AddVoter(i) })
+	c.WaitVoters()
+}
+
+// All is every in-process nemesis. The leader paused longer than the
+// election timeout is leader-isolate in process (a node's raft ticks
+// cannot be stopped); process campaigns pause it with SIGSTOP.
+var All = []Nemesis{LeaderIsolate, LeaderOneWay, MemberRestart, Split, Flap, Loss, Delay, ClockJump, Membership}
 
 // ByName finds nemeses by name; "all" is All.
 func ByName(names ...string) ([]Nemesis, error) {

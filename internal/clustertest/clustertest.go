@@ -31,6 +31,9 @@ type Options struct {
 	// faults.Network seeded from the clock. See Partition, Isolate, Block,
 	// Heal, and Net's own methods for loss and delay.
 	Net *faults.Network
+	// Clock gives each node its wall clock (node.Config.Clock); default: a
+	// new faults.Clock, every node on the real time until a test moves it.
+	Clock *faults.Clock
 }
 
 // Cluster is a set of in-process nodes.
@@ -41,6 +44,8 @@ type Cluster struct {
 	Members []*Member
 	// Net is the fault injector shared by all nodes (Options.Net or a new one).
 	Net *faults.Network
+	// Clock holds every node's clock offset (Options.Clock or a new one).
+	Clock *faults.Clock
 }
 
 // Member is one node slot: its stable ID, data dir and address survive
@@ -60,6 +65,9 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	c := &Cluster{t: t, opts: opts, cookie: fmt.Sprintf("test-cookie-%d", time.Now().UnixNano()), Net: opts.Net}
 	if c.Net == nil {
 		c.Net = faults.New(uint64(time.Now().UnixNano()))
+	}
+	if c.Clock = opts.Clock; c.Clock == nil {
+		c.Clock = &faults.Clock{}
 	}
 	root := t.TempDir() // created before the Cleanup below, so removed after it
 	t.Cleanup(c.Close)
@@ -102,6 +110,7 @@ func (c *Cluster) Config(i int) node.Config {
 	cfg.DataDir = m.Dir
 	cfg.Bind = m.Bind
 	cfg.Faults = c.Net
+	cfg.Clock = c.Clock.For(m.ID)
 	if c.opts.Configure != nil {
 		c.opts.Configure(&cfg)
 	}

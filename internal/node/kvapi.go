@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/aspen-dev/aspen/api"
@@ -32,14 +33,31 @@ func nowMs() int64 { return time.Now().UnixMilli() }
 
 // stampMs is the time this node stamps commands and serves key/value and
 // coordination reads at: its clock (Config.Clock), but never below the
-// state machine clock (kv.Store.MaxNowMs), so a clock stepped back cannot
-// revive an expired key or move a lock deadline backwards.
+// state machine clock (kv.Store.MaxNowMs) nor a time it handed out before,
+// so a clock stepped back cannot revive a key a read already saw expire or
+// move a lock deadline backwards.
 func (n *Node) stampMs() int64 {
 	now := nowMs()
 	if n.cfg.Clock != nil {
 		now = n.cfg.Clock().UnixMilli()
 	}
-	return max(now, n.store.MaxNowMs())
+	return n.stamps.next(max(now, n.store.MaxNowMs()))
+}
+
+// stampClock makes a node's stamps monotonic. The zero value is ready.
+type stampClock struct{ last atomic.Int64 }
+
+// next returns max(now, every stamp returned before) and records it.
+func (c *stampClock) next(now int64) int64 {
+	for {
+		last := c.last.Load()
+		if now <= last {
+			return last
+		}
+		if c.last.CompareAndSwap(last, now) {
+			return now
+		}
+	}
 }
 
 // requireInit answers NOT_INITIALIZED until this node knows a membership.
