@@ -76,6 +76,7 @@ var readOnly = map[string]bool{
 	api.OpSemaphoreStatus: true, api.OpRateLimitAvailable: true,
 	api.OpBlobHas: true, api.OpBlobList: true, api.OpBlobStatus: true, api.OpBlobTicket: true,
 	api.OpBarrierStatus: true, api.OpServiceGet: true, api.OpServiceList: true, api.OpServiceDiscover: true,
+	api.OpLeaseTTL: true, api.OpLeaseList: true, api.OpLockStatus: true,
 }
 
 func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {

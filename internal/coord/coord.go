@@ -1,7 +1,8 @@
 // Package coord owns the coordination primitives served by a node: locks
-// with fencing tokens, unsigned and signed counters, sequences, semaphores
-// and token-bucket rate limiters, each kept in one key of the replicated
-// key/value store under a "__coord:" prefix.
+// with fencing tokens and lock sets, unsigned and signed counters,
+// sequences, semaphores, token-bucket rate limiters, read/write locks,
+// queues, barriers, the service registry and leases, kept in keys of the
+// replicated key/value store under a "__coord:" prefix.
 //
 // Every operation is one state-machine transaction or a bounded
 // compare-and-swap loop run on the leader (see DESIGN.md): read the record
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/aspen-dev/aspen/api"
@@ -32,6 +34,8 @@ const (
 	PrefixRateLimit     = "__coord:ratelimit:"
 	PrefixRWLock        = "__coord:rwlock:"
 	PrefixQueue         = "__coord:queue:"
+	PrefixLease         = "__coord:lease:"
+	PrefixLeaseKey      = "__coord:leasekey:"
 )
 
 // Backend is what the service needs from a node. Handlers call it from the
@@ -46,6 +50,9 @@ const (
 type Backend interface {
 	// Read returns the live record of key, or nil when it is absent.
 	Read(ctx context.Context, key []byte) (*api.KeyValue, error)
+	// ReadKeys is Read of several keys behind one read fence: the records
+	// (nil when absent) in the order of keys.
+	ReadKeys(ctx context.Context, keys [][]byte) ([]*api.KeyValue, error)
 	// Txn replicates txn and returns its outcome. A failed operation inside
 	// the state machine (e.g. an add that overflows int64) is an *api.Error
 	// with code INVALID_ARGUMENT and changes nothing.
@@ -69,14 +76,16 @@ const stripes = 256
 
 // Service serves the coordination operations. It is safe for concurrent use.
 type Service struct {
-	b       Backend
-	seed    maphash.Seed
-	stripes [stripes]chan struct{}
+	b        Backend
+	reserved [][]byte
+	seed     maphash.Seed
+	stripes  [stripes]chan struct{}
 }
 
-// New returns a service over b.
-func New(b Backend) *Service {
-	s := &Service{b: b, seed: maphash.MakeSeed()}
+// New returns a service over b. reserved are the key prefixes of system and
+// service state that lease.put refuses to write as user keys.
+func New(b Backend, reserved [][]byte) *Service {
+	s := &Service{b: b, reserved: reserved, seed: maphash.MakeSeed()}
 	for i := range s.stripes {
 		s.stripes[i] = make(chan struct{}, 1)
 	}
@@ -88,6 +97,17 @@ func (s *Service) Register(reg *rpc.Registry) {
 	rpc.Handle(reg, api.OpLockTryAcquire, s.LockTryAcquire)
 	rpc.Handle(reg, api.OpLockRelease, s.LockRelease)
 	rpc.Handle(reg, api.OpLockRenew, s.LockRenew)
+	rpc.Handle(reg, api.OpLockStatus, s.LockStatus)
+	rpc.Handle(reg, api.OpLockSetTryAcquire, s.LockSetTryAcquire)
+	rpc.Handle(reg, api.OpLockSetRelease, s.LockSetRelease)
+	rpc.Handle(reg, api.OpLockSetRenew, s.LockSetRenew)
+
+	rpc.Handle(reg, api.OpLeaseGrant, s.LeaseGrant)
+	rpc.Handle(reg, api.OpLeaseTTL, s.LeaseTTL)
+	rpc.Handle(reg, api.OpLeaseKeepAlive, s.LeaseKeepAlive)
+	rpc.Handle(reg, api.OpLeaseRevoke, s.LeaseRevoke)
+	rpc.Handle(reg, api.OpLeaseList, s.LeaseList)
+	rpc.Handle(reg, api.OpLeasePut, s.LeasePut)
 
 	rpc.Handle(reg, api.OpCounterGet, s.CounterGet)
 	rpc.Handle(reg, api.OpCounterAdd, s.CounterAdd)
@@ -152,55 +172,87 @@ var errContention = errors.New("too much contention")
 // lost compare decide runs again on the record the failed transaction
 // read, at most maxAttempts times.
 func (s *Service) update(ctx context.Context, key []byte, decide func(cur *api.KeyValue, nowMs int64) ([]api.TxnOp, error)) error {
-	release, err := s.lockStripe(ctx, key)
+	_, err := s.updateKeys(ctx, [][]byte{key}, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+		return decide(curs[0], nowMs)
+	})
+	return err
+}
+
+// updateKeys is update over several distinct keys (at most MaxBatchOps):
+// decide gets the live record of each (nil when absent), in order, and the
+// transaction is guarded by a compare on every one of them. The stripes of
+// the keys are taken in index order, so concurrent multi-key steps never
+// deadlock. It returns the revision of the write (0 when nothing was
+// written).
+func (s *Service) updateKeys(ctx context.Context, keys [][]byte, decide func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error)) (uint64, error) {
+	release, err := s.lockStripes(ctx, keys)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer release()
-	cur, err := s.b.Read(ctx, key)
+	curs, err := s.b.ReadKeys(ctx, keys)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	compares := make([]api.Compare, len(keys))
+	failure := make([]api.TxnOp, len(keys))
+	for i, k := range keys {
+		compares[i] = api.Compare{Key: k, Target: api.TargetModRevision, Result: api.Equal}
+		failure[i] = api.TxnOp{Kind: api.TxnGet, Key: k}
 	}
 	for attempt := 1; ; attempt++ {
-		ops, err := decide(cur, s.b.NowMs())
+		ops, err := decide(curs, s.b.NowMs())
 		if err != nil || len(ops) == 0 {
-			return err
+			return 0, err
 		}
-		var rev int64
-		if cur != nil {
-			rev = int64(cur.ModRevision)
+		for i, cur := range curs {
+			compares[i].Number = 0
+			if cur != nil {
+				compares[i].Number = int64(cur.ModRevision)
+			}
 		}
-		res, err := s.b.Txn(ctx, &api.TxnRequest{
-			Compares: []api.Compare{{Key: key, Target: api.TargetModRevision, Result: api.Equal, Number: rev}},
-			Success:  ops,
-			Failure:  []api.TxnOp{{Kind: api.TxnGet, Key: key}},
-		})
+		res, err := s.b.Txn(ctx, &api.TxnRequest{Compares: compares, Success: ops, Failure: failure})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if res.Succeeded {
-			return nil
+			return res.Revision, nil
 		}
 		if attempt == maxAttempts {
-			return api.Errorf(api.CodeUnavailable, "%q: %v (%d compare-and-swap attempts lost); retry", key, errContention, attempt)
+			return 0, api.Errorf(api.CodeUnavailable, "%q: %v (%d compare-and-swap attempts lost); retry", keys[0], errContention, attempt)
 		}
-		cur = nil
-		if len(res.Results) == 1 && len(res.Results[0].KVs) == 1 {
-			kv := res.Results[0].KVs[0]
-			cur = &kv
+		for i := range curs {
+			curs[i] = nil
+			if i < len(res.Results) && len(res.Results[i].KVs) == 1 {
+				kv := res.Results[i].KVs[0]
+				curs[i] = &kv
+			}
 		}
 	}
 }
 
-// lockStripe waits for the stripe of key, or for ctx.
-func (s *Service) lockStripe(ctx context.Context, key []byte) (func(), error) {
-	ch := s.stripes[maphash.Bytes(s.seed, key)%stripes]
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// lockStripes waits for the stripes of keys, in index order, or for ctx.
+func (s *Service) lockStripes(ctx context.Context, keys [][]byte) (func(), error) {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, int(maphash.Bytes(s.seed, k)%stripes))
 	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	release := func(n int) {
+		for _, i := range idx[:n] {
+			<-s.stripes[i]
+		}
+	}
+	for n, i := range idx {
+		select {
+		case s.stripes[i] <- struct{}{}:
+		case <-ctx.Done():
+			release(n)
+			return nil, ctx.Err()
+		}
+	}
+	return func() { release(len(idx)) }, nil
 }
 
 // recordKey checks a primitive's name and returns its record key.

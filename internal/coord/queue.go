@@ -487,7 +487,7 @@ func (s *Service) QueueEnqueue(ctx context.Context, req *api.QueueEnqueueRequest
 			dedupSeen[it.DedupID] = i
 		}
 	}
-	release, err := s.lockStripe(ctx, k.meta())
+	release, err := s.lockStripes(ctx, [][]byte{k.meta()})
 	if err != nil {
 		return nil, err
 	}
@@ -610,7 +610,7 @@ func (s *Service) QueueDequeue(ctx context.Context, req *api.QueueDequeueRequest
 			return nil, err
 		}
 	}
-	release, err := s.lockStripe(ctx, k.meta())
+	release, err := s.lockStripes(ctx, [][]byte{k.meta()})
 	if err != nil {
 		return nil, err
 	}

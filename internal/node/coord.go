@@ -7,10 +7,14 @@ import (
 	"github.com/aspen-dev/aspen/internal/coord"
 )
 
-// registerCoord registers the coordination operations (locks, counters,
-// sequences, semaphores, rate limiters, read/write locks, queues) on the node's registry.
+// registerCoord registers the coordination operations (locks, lock sets,
+// counters, sequences, semaphores, rate limiters, read/write locks, queues,
+// barriers, the service registry, leases) on the node's registry and
+// starts the lease expiry loop.
 func (n *Node) registerCoord() {
-	coord.New(coordBackend{n}).Register(n.reg)
+	s := coord.New(coordBackend{n}, ReservedPrefixes)
+	s.Register(n.reg)
+	n.goFunc(func() { n.expireLeases(s) })
 }
 
 // coordBackend lets the coordination service use the node's write path and
@@ -21,11 +25,27 @@ type coordBackend struct{ n *Node }
 var _ coord.Backend = coordBackend{}
 
 func (b coordBackend) Read(ctx context.Context, key []byte) (*api.KeyValue, error) {
+	kvs, err := b.ReadKeys(ctx, [][]byte{key})
+	if err != nil {
+		return nil, err
+	}
+	return kvs[0], nil
+}
+
+func (b coordBackend) ReadKeys(ctx context.Context, keys [][]byte) ([]*api.KeyValue, error) {
 	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, err
 	}
-	kv, _, err := b.n.store.Get(key, b.n.stampMs())
-	return kv, err
+	now := b.NowMs()
+	out := make([]*api.KeyValue, len(keys))
+	for i, k := range keys {
+		kv, _, err := b.n.store.Get(k, now)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = kv
+	}
+	return out, nil
 }
 
 func (b coordBackend) Txn(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error) {
@@ -36,7 +56,7 @@ func (b coordBackend) Scan(ctx context.Context, prefix, after []byte, limit int)
 	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, false, err
 	}
-	kvs, more, _, err := b.n.store.Scan(prefix, after, limit, b.n.stampMs())
+	kvs, more, _, err := b.n.store.Scan(prefix, after, limit, b.NowMs())
 	return kvs, more, err
 }
 
