@@ -26,6 +26,9 @@ type coordRemote interface {
 	coordination.QueueClient
 	coordination.BarrierClient
 	coordination.ServiceClient
+	coordination.LeaseClient
+	coordination.LockSetClient
+	coordination.ElectionClient
 }
 
 // withCoord is withRemote for the coordination commands.
@@ -41,7 +44,7 @@ func (a *app) withCoord(f func(coordRemote) error) error {
 
 // newCoordCmds returns the command groups of the coordination primitives.
 func (a *app) newCoordCmds() []*cobra.Command {
-	return []*cobra.Command{a.newLockCmd(), a.newCounterCmd(), a.newSequenceCmd(), a.newSemaphoreCmd(), a.newRateLimitCmd(), a.newRWLockCmd(), a.newQueueCmd(), a.newBarrierCmd(), a.newServiceCmd()}
+	return []*cobra.Command{a.newLockCmd(), a.newCounterCmd(), a.newSequenceCmd(), a.newSemaphoreCmd(), a.newRateLimitCmd(), a.newRWLockCmd(), a.newQueueCmd(), a.newBarrierCmd(), a.newServiceCmd(), a.newLeaseCmd(), a.newElectionCmd()}
 }
 
 // msValue is a flag holding milliseconds, given as a bare number of

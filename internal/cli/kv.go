@@ -105,8 +105,9 @@ func (a *app) kvGet(cmd *cobra.Command, key string, o *kvGetOptions) error {
 // ---- kv set ----
 
 type kvSetOptions struct {
-	file string
-	ttl  string
+	file  string
+	ttl   string
+	lease int64
 }
 
 type kvSetResult struct {
@@ -129,7 +130,8 @@ func (a *app) newKVSetCmd() *cobra.Command {
 Give exactly one of them. A file is read verbatim: it may be empty or binary.`,
 		Example: `  aspen-cli kv set greeting hello
   aspen-cli kv set config --file ./config.json
-  echo -n token | aspen-cli kv set session/42 --file - --ttl 10m`,
+  echo -n token | aspen-cli kv set session/42 --file - --ttl 10m
+  aspen-cli kv set worker/7 alive --lease 1234   # deleted when lease 1234 ends`,
 		Args: rangeArgs(1, 2, "KEY and VALUE, or KEY with --file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.kvSet(cmd, args, &o)
@@ -137,6 +139,7 @@ Give exactly one of them. A file is read verbatim: it may be empty or binary.`,
 	}
 	cmd.Flags().StringVar(&o.file, "file", "", "read the value from this file (\"-\" for stdin)")
 	cmd.Flags().StringVar(&o.ttl, "ttl", "", "expire the key after this duration (e.g. 30s, 10m)")
+	cmd.Flags().Int64Var(&o.lease, "lease", 0, "attach the key to this lease (see 'aspen-cli lease'): it is deleted when the lease is revoked or expires")
 	return cmd
 }
 
@@ -171,6 +174,21 @@ func (a *app) kvSet(cmd *cobra.Command, args []string, o *kvSetOptions) error {
 			return err
 		}
 		ttlMs = ms
+	}
+	if cmd.Flags().Changed("lease") {
+		if ttlMs != 0 {
+			return &usageError{msg: "give either --ttl or --lease, not both", cmd: cmd}
+		}
+		if o.lease < 1 || o.lease > api.MaxLeaseID {
+			return usageErrorf("--lease %d: want a lease id 1..%d", o.lease, int64(api.MaxLeaseID))
+		}
+		return a.withCoord(func(c coordRemote) error {
+			resp, err := c.LeasePut(cmd.Context(), &api.LeasePutRequest{LeaseID: o.lease, Key: []byte(key), Value: value})
+			if err != nil {
+				return err
+			}
+			return a.printer().print(&kvSetResult{Status: "success", Key: bytesJSON(key), Revision: resp.Revision})
+		})
 	}
 	return a.withRemote(func(c remote) error {
 		resp, err := c.Put(cmd.Context(), &api.PutRequest{Key: []byte(key), Value: value, TTLMs: ttlMs})
