@@ -75,7 +75,8 @@ func (a *app) newServiceCmd() *cobra.Command {
 		Short: "Service registry with TTL registrations and fencing tokens",
 		Long: `Service registry. An instance registration expires --ttl milliseconds
 (default 30000, at most 24 h) after it was made or last heartbeated, on the
-leader's clock; an expired instance is reported unhealthy. Each registration
+leader's clock; an expired instance is no longer returned by discover, list
+or get (register it again). Each registration
 gets a fencing token strictly greater than the instance's earlier ones;
 heartbeat, health, update and deregister need the current token ("fencing
 token mismatch" otherwise).

@@ -332,7 +332,8 @@ func (s *Service) ServiceDeregister(ctx context.Context, req *api.ServiceRequest
 	return s.serviceChange(ctx, "deregister", req)
 }
 
-// ServiceGet returns one instance; a deregistered one is not found.
+// ServiceGet returns one instance; a deregistered or expired one is not
+// found.
 func (s *Service) ServiceGet(ctx context.Context, req *api.ServiceRequest) (*api.ServiceResponse, error) {
 	key, err := serviceKey(req.Service, req.InstanceID)
 	if err != nil {
@@ -346,16 +347,17 @@ func (s *Service) ServiceGet(ctx context.Context, req *api.ServiceRequest) (*api
 	if err != nil {
 		return nil, err
 	}
-	found := r.registered()
+	now := s.b.NowMs()
+	found := r.live(now)
 	out := &api.ServiceResponse{Operation: "get", Service: req.Service, InstanceID: req.InstanceID, IsSuccess: true, WasFound: &found}
 	if found {
-		in := r.instance(req.Service, req.InstanceID, s.b.NowMs())
+		in := r.instance(req.Service, req.InstanceID, now)
 		out.Instance, out.FencingToken = &in, r.FencingToken
 	}
 	return out, nil
 }
 
-// ServiceDiscover returns the registered instances of a service that pass
+// ServiceDiscover returns the live (registered, not expired) instances of a service that pass
 // the filters, in instance id order, at most Limit (default 100, ≤ 1,000).
 func (s *Service) ServiceDiscover(ctx context.Context, req *api.ServiceRequest) (*api.ServiceResponse, error) {
 	if err := checkServiceName(req.Service); err != nil {
@@ -369,8 +371,8 @@ func (s *Service) ServiceDiscover(ctx context.Context, req *api.ServiceRequest) 
 	now := s.b.NowMs()
 	out := &api.ServiceResponse{Operation: "discover", Service: req.Service, IsSuccess: true, Instances: []api.ServiceInstance{}}
 	err = s.scanService(ctx, prefix, func(key []byte, r *serviceRecord) bool {
-		if !r.registered() {
-			return true
+		if !r.live(now) {
+			return true // deregistered or expired: not returned (spec 3.10)
 		}
 		in := r.instance(req.Service, string(key[len(prefix):]), now)
 		if serviceMatches(&in, req) {
@@ -384,7 +386,7 @@ func (s *Service) ServiceDiscover(ctx context.Context, req *api.ServiceRequest) 
 	return out, nil
 }
 
-// ServiceList returns the names of services with at least one registered
+// ServiceList returns the names of services with at least one live
 // instance whose name starts with Prefix, at most Limit.
 func (s *Service) ServiceList(ctx context.Context, req *api.ServiceRequest) (*api.ServiceResponse, error) {
 	limit, err := serviceLimit(req.Limit)
@@ -393,8 +395,9 @@ func (s *Service) ServiceList(ctx context.Context, req *api.ServiceRequest) (*ap
 	}
 	out := &api.ServiceResponse{Operation: "list", IsSuccess: true, Services: []string{}}
 	prefix := []byte(PrefixService + req.Prefix)
+	now := s.b.NowMs()
 	err = s.scanService(ctx, prefix, func(key []byte, r *serviceRecord) bool {
-		if !r.registered() {
+		if !r.live(now) {
 			return true
 		}
 		rest := key[len(PrefixService):]
