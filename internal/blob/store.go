@@ -50,8 +50,9 @@ var (
 	ErrNotFound = errors.New("blob not found")
 	// ErrTooLarge means the input exceeded the store's size limit.
 	ErrTooLarge = errors.New("blob too large")
-	// ErrCorrupt means the bytes on disk no longer match the blob's hash.
-	ErrCorrupt = errors.New("blob corrupt: bytes on disk do not match the hash")
+	// ErrCorrupt means bytes on disk or received from a peer do not match
+	// the blob's hash (Bao verification failed).
+	ErrCorrupt = errors.New("blob corrupt: bytes do not match the hash")
 	// ErrHashMismatch means content received for an expected hash hashed to
 	// something else.
 	ErrHashMismatch = errors.New("blob content does not match the expected hash")

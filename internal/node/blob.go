@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/internal/auth"
@@ -62,6 +64,12 @@ type blobService struct {
 	store  *blob.Store
 	kickc  chan struct{}  // asks loop for a repair pass now
 	addedc chan blob.Hash // blobs added here, for replicator
+	// rejected counts fetches from a peer whose bytes failed verification
+	// (aspen_blob_fetch_rejected_total, by peer node ID).
+	rejected *prometheus.CounterVec
+	// sendFilter, when set (tests only: blob_export_test.go), wraps the
+	// stream every get served here writes to, e.g. to tamper with it.
+	sendFilter atomic.Pointer[func(io.Writer) io.Writer]
 }
 
 // startBlobs opens <data-dir>/blobs, registers the blob.* operations,
@@ -75,6 +83,14 @@ func (n *Node) startBlobs() error {
 		return err
 	}
 	b := &blobService{n: n, store: st, kickc: make(chan struct{}, 1), addedc: make(chan blob.Hash, blobAddedQueue)}
+	b.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aspen_blob_fetch_rejected_total",
+		Help: "Blob fetches from a peer rejected because its bytes failed Bao verification (tampered or corrupt), by peer node ID.",
+	}, []string{"peer"})
+	if err := n.metrics.reg.Register(b.rejected); err != nil {
+		return fmt.Errorf("blob metrics: %w", err)
+	}
+	n.blobs = b
 	rpc.Handle(n.reg, api.OpBlobRegister, b.register)
 	rpc.Handle(n.reg, api.OpBlobHas, b.has)
 	rpc.Handle(n.reg, api.OpBlobList, b.list)
@@ -96,6 +112,7 @@ func (n *Node) startBlobs() error {
 		Stored:        b.stored,
 		Added:         b.added,
 		Corrupt:       b.corrupt,
+		Send:          b.send,
 		Logger:        n.log,
 	}
 	n.ep.Handle(blob.ALPN, func(ctx context.Context, c *transport.Conn) { srv.ServeConn(ctx, c) })
@@ -461,7 +478,12 @@ func (b *blobService) fetch(ctx context.Context, h blob.Hash) error {
 			if err == nil {
 				return nil
 			}
-			b.n.log.Warn("blob: fetch from peer failed", "hash", h.String(), "peer", id, "err", err)
+			if errors.Is(err, blob.ErrCorrupt) {
+				b.rejected.WithLabelValues(strconv.FormatUint(id, 10)).Inc()
+				b.n.log.Warn("blob: rejected a peer's copy: it failed verification; trying another holder", "hash", h.String(), "peer", id, "err", err)
+			} else {
+				b.n.log.Warn("blob: fetch from peer failed", "hash", h.String(), "peer", id, "err", err)
+			}
 			errs = append(errs, fmt.Errorf("node %d: %w", id, err))
 		}
 		if len(errs) > 0 {
@@ -505,6 +527,15 @@ func (b *blobService) fetchFrom(ctx context.Context, id uint64, h blob.Hash) err
 		return err
 	}
 	return b.stored(ctx, res, nil)
+}
+
+// send wraps the stream a get served here writes to with sendFilter, when
+// a test set one.
+func (b *blobService) send(w io.Writer) io.Writer {
+	if f := b.sendFilter.Load(); f != nil {
+		return (*f)(w)
+	}
+	return w
 }
 
 // memberAddr is the address of member id in the Raft configuration.

@@ -52,12 +52,12 @@ type Node struct {
 	ep      *transport.Endpoint
 	self    transport.NodeAddr // advertised address
 	store   *kv.Store
-	stamps  stampClock // the times handed out by stampMs
 	raft    *consensus.Node
 	layer   *transport.StreamLayer
 	reg     *rpc.Registry
 	server  *rpc.Server
 	metrics *metrics
+	blobs   *blobService // set by startBlobs
 	http    *http.Server
 	httpLn  net.Listener
 	started time.Time
