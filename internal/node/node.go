@@ -52,6 +52,7 @@ type Node struct {
 	ep      *transport.Endpoint
 	self    transport.NodeAddr // advertised address
 	store   *kv.Store
+	stamps  stampClock // the times handed out by stampMs
 	raft    *consensus.Node
 	layer   *transport.StreamLayer
 	reg     *rpc.Registry
