@@ -224,16 +224,7 @@ func TestLockDeadlineAcrossLeaderKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leader := cl.WaitLeader()
-	cl.Stop(int(leader.ID))
-	cl.WaitLeader()
-	var others []int
-	for i, m := range cl.Members {
-		if m.Node != nil {
-			others = append(others, i+1)
-		}
-	}
-	c := cl.Client(others...)
+	c := cl.Client(stopLeader(cl)...)
 	a = coordination.NewLock(c, "failover", coordination.LockOptions{Holder: "A", TTL: ttl})
 	b := coordination.NewLock(c, "failover", coordination.LockOptions{Holder: "B", TTL: ttl})
 

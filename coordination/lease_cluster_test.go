@@ -46,6 +46,20 @@ func assertReplicasLack(t *testing.T, cl *clustertest.Cluster, rev uint64, keys 
 	}
 }
 
+// stopLeader stops the leader, waits for a new one and returns the running
+// members.
+func stopLeader(cl *clustertest.Cluster) []int {
+	cl.Stop(int(cl.WaitLeader().ID))
+	cl.WaitLeader()
+	var running []int
+	for i, m := range cl.Members {
+		if m.Node != nil {
+			running = append(running, i+1)
+		}
+	}
+	return running
+}
+
 // TestLeaseKeysCluster: keys attached to a lease from clients on different
 // nodes are deleted together on revoke (except one rewritten without the
 // lease), and on expiry, on every replica.
@@ -139,16 +153,7 @@ func TestLeaseDeadlineAcrossLeaderKill(t *testing.T) {
 	}
 	deadline := time.UnixMilli(info.DeadlineMs)
 
-	leader := cl.WaitLeader()
-	cl.Stop(int(leader.ID))
-	cl.WaitLeader()
-	var others []int
-	for i, m := range cl.Members {
-		if m.Node != nil {
-			others = append(others, i+1)
-		}
-	}
-	c := cl.Client(others...)
+	c := cl.Client(stopLeader(cl)...)
 	l = coordination.OpenLease(c, l.ID())
 
 	// Before the deadline the lease and its key are there: asked before

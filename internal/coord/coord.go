@@ -288,6 +288,17 @@ func checkTTL(field string, ttl int64) error {
 	return nil
 }
 
+// pageLimit checks the limit of a listing: 0 means def, else 1..max.
+func pageLimit(limit, def, max int) (int, error) {
+	if limit == 0 {
+		return def, nil
+	}
+	if limit < 1 || limit > max {
+		return 0, api.Errorf(api.CodeInvalidArgument, "limit is %d; want 1..%d", limit, max)
+	}
+	return limit, nil
+}
+
 // corrupt reports a record that does not decode.
 func corrupt(key []byte, err error) error {
 	return api.Errorf(api.CodeInternal, "record %q does not decode: %v", key, err)

@@ -322,15 +322,12 @@ func attachedKeys(atts []leaseAttachment) [][]byte {
 
 // LeaseList lists the live leases in id order.
 func (s *Service) LeaseList(ctx context.Context, req *api.LeaseListRequest) (*api.LeaseListResponse, error) {
-	limit := req.Limit
-	switch {
-	case limit == 0:
-		limit = api.DefaultScanLimit
-	case limit < 0 || limit > api.MaxScanLimit:
-		return nil, api.Errorf(api.CodeInvalidArgument, "limit is %d; want 1..%d", limit, api.MaxScanLimit)
+	limit, err := pageLimit(req.Limit, api.DefaultScanLimit, api.MaxScanLimit)
+	if err != nil {
+		return nil, err
 	}
 	out := &api.LeaseListResponse{Leases: []api.LeaseInfo{}}
-	err := s.eachLease(ctx, func(id int64, r *leaseRecord, nowMs int64) bool {
+	err = s.eachLease(ctx, func(id int64, r *leaseRecord, nowMs int64) bool {
 		if !r.live(nowMs) {
 			return true
 		}

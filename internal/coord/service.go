@@ -418,11 +418,5 @@ func (s *Service) ServiceList(ctx context.Context, req *api.ServiceRequest) (*ap
 }
 
 func serviceLimit(limit int) (int, error) {
-	if limit == 0 {
-		return api.DefaultServiceLimit, nil
-	}
-	if limit < 1 || limit > api.MaxServiceDiscover {
-		return 0, api.Errorf(api.CodeInvalidArgument, "limit is %d; want 1..%d", limit, api.MaxServiceDiscover)
-	}
-	return limit, nil
+	return pageLimit(limit, api.DefaultServiceLimit, api.MaxServiceDiscover)
 }

@@ -16,7 +16,24 @@ const sweepInterval = 500 * time.Millisecond
 // deletion of expired keys, stamped with its clock, so every replica deletes
 // the same keys at the same log index.
 func (n *Node) sweepExpired() {
-	t := time.NewTicker(sweepInterval)
+	n.whileLeader(sweepInterval, func() {
+		now := n.stampMs()
+		keys, err := n.store.Expired(now, api.MaxBatchOps*10)
+		if err != nil || len(keys) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		if _, err := n.apply(ctx, &kv.Command{NowMs: now, Expire: keys}); err != nil {
+			n.log.Debug("expiring keys", "count", len(keys), "err", err)
+		}
+		cancel()
+	})
+}
+
+// whileLeader calls f every interval while this node leads, until the node
+// stops. It runs in the caller's goroutine (one started by goFunc).
+func (n *Node) whileLeader(interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -24,19 +41,9 @@ func (n *Node) sweepExpired() {
 			return
 		case <-t.C:
 		}
-		if !n.raft.IsLeader() {
-			continue
+		if n.raft.IsLeader() {
+			f()
 		}
-		now := n.stampMs()
-		keys, err := n.store.Expired(now, api.MaxBatchOps*10)
-		if err != nil || len(keys) == 0 {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-		if _, err := n.apply(ctx, &kv.Command{NowMs: now, Expire: keys}); err != nil {
-			n.log.Debug("expiring keys", "count", len(keys), "err", err)
-		}
-		cancel()
 	}
 }
 

@@ -17,24 +17,14 @@ const leaseInterval = 250 * time.Millisecond
 // a lease neither ends early nor outlives its deadline by more than the
 // failover time plus one interval.
 func (n *Node) expireLeases(s *coord.Service) {
-	t := time.NewTicker(leaseInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !n.raft.IsLeader() {
-			continue
-		}
+	n.whileLeader(leaseInterval, func() {
 		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		defer cancel()
 		count, err := s.RevokeExpiredLeases(ctx)
-		cancel()
 		if err != nil {
 			n.log.Debug("revoking expired leases", "err", err)
 		} else if count > 0 {
 			n.log.Debug("revoked expired leases", "count", count)
 		}
-	}
+	})
 }
