@@ -7,6 +7,18 @@
 //
 //	go run ./cmd/aspen-chaos --nodes 5 --duration 2m --nemesis all --seed 1
 //
+// With --process it builds aspen-node and runs real processes on loopback
+// instead, under process nemeses (kill -9 of the leader, of a random member
+// and of the whole cluster, SIGSTOP of the leader past the election
+// timeout):
+//
+//	go run ./cmd/aspen-chaos --process --nodes 3 --duration 3m --nemesis all
+//
+// Beside the register and counter workloads, --timed clients write TTL keys
+// and take a lock with fencing tokens; a key read back after it was seen
+// expired, a fencing token out of order, two overlapping holders or a lock
+// deadline going backwards is a violation.
+//
 // It prints one line per fault, periodic operation counts and the verdict.
 // Exit status: 0 all checks passed, 1 a violation (porcupine's HTML and the
 // seed are written to --out), 2 bad usage or the harness failed, 3 the

@@ -18,6 +18,8 @@ func TestRunUsage(t *testing.T) {
 		{"no clients", []string{"--clients", "0"}, "--clients 0"},
 		{"stray argument", []string{"extra"}, `unexpected argument "extra"`},
 		{"unknown flag", []string{"--bogus"}, "bogus"},
+		{"in-process nemesis with --process", []string{"--process", "--nemesis", "split"}, `unknown nemesis "split"`},
+		{"negative timed", []string{"--timed", "-1"}, "--timed -1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -42,7 +44,7 @@ func TestRunShortCampaign(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, out.String())
 	}
-	for _, want := range []string{"fault ", "op client ", "register history:", "counter:", "verdict: PASS"} {
+	for _, want := range []string{"fault ", "op client ", "register history:", "counter:", "timed:", "verdict: PASS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -28,6 +28,8 @@ type options struct {
 	progress     time.Duration
 	printOps     bool
 	out          string
+	timed        int
+	process      bool
 }
 
 // Exit codes.
@@ -44,7 +46,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.nodes, "nodes", 5, "cluster size")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long faults are injected")
-	fs.StringVar(&o.nemesis, "nemesis", "all", "comma-separated nemeses, or all: "+names())
+	fs.StringVar(&o.nemesis, "nemesis", "all", "comma-separated nemeses, or all; in process: "+names(chaos.All)+"; with --process: "+names(chaos.ProcessAll))
+	fs.BoolVar(&o.process, "process", false, "run real aspen-node processes (built with go build) and kill -9 / SIGSTOP them, instead of an in-process cluster")
+	fs.IntVar(&o.timed, "timed", 2, "clients writing TTL keys and taking a fenced lock (time-safety checks)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and workload choices (default: the clock)")
 	fs.IntVar(&o.clients, "clients", 8, "register-workload clients, spread over all nodes")
 	fs.IntVar(&o.adders, "adders", 2, "clients making atomic adds to one counter")
@@ -70,9 +74,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "aspen-chaos: %v\n", err)
 		return exitUsage
 	}
-	nemeses, err := chaos.ByName(strings.Split(o.nemesis, ",")...)
+	var nemeses []chaos.Nemesis
+	var procNemeses []chaos.ProcessNemesis
+	var err error
+	known := names(chaos.All)
+	if o.process {
+		known = names(chaos.ProcessAll)
+		procNemeses, err = chaos.ProcessByName(strings.Split(o.nemesis, ",")...)
+	} else {
+		nemeses, err = chaos.ByName(strings.Split(o.nemesis, ",")...)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "aspen-chaos: --nemesis: %v (known: %s)\n", err, names())
+		fmt.Fprintf(stderr, "aspen-chaos: --nemesis: %v (known: %s)\n", err, known)
 		return exitUsage
 	}
 	if o.seed == 0 {
@@ -85,18 +98,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer mu.Unlock()
 		fmt.Fprintf(stdout, format+"\n", args...)
 	}
-	logf("aspen-chaos: %d nodes, %v of faults, nemeses %s, %d register clients, %d adders, seed %d",
-		o.nodes, o.duration, o.nemesis, o.clients, o.adders, o.seed)
+	mode := "in-process"
+	if o.process {
+		mode = "process"
+	}
+	logf("aspen-chaos: %d nodes (%s), %v of faults, nemeses %s, %d register clients, %d adders, %d timed, seed %d",
+		o.nodes, mode, o.duration, o.nemesis, o.clients, o.adders, o.timed, o.seed)
 	start := time.Now()
 	rep, err := chaos.RunCampaign(chaos.Campaign{
 		Nodes: o.nodes,
 		Config: chaos.Config{
-			Seed: o.seed, Duration: o.duration, Clients: o.clients, Adders: o.adders, Keys: o.keys,
+			Seed: o.seed, Duration: o.duration, Clients: o.clients, Adders: o.adders, Timed: o.timed, Keys: o.keys,
 			OpTimeout: o.opTimeout, Hold: o.hold, Quiet: o.quiet, Nemeses: nemeses,
 			Progress: o.progress, Logf: logf,
 		},
-		CheckTimeout: o.checkTimeout,
-		OutDir:       o.out,
+		CheckTimeout:   o.checkTimeout,
+		OutDir:         o.out,
+		Process:        o.process,
+		ProcessNemeses: procNemeses,
 	})
 	if o.printOps {
 		for _, op := range rep.History {
@@ -131,6 +150,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("--clients %d: want at least 1", o.clients)
 	case o.adders < 0:
 		return fmt.Errorf("--adders %d: want 0 or more", o.adders)
+	case o.timed < 0:
+		return fmt.Errorf("--timed %d: want 0 or more", o.timed)
 	case o.keys < 1:
 		return fmt.Errorf("--keys %d: want at least 1", o.keys)
 	case o.hold <= 0 || o.quiet <= 0 || o.opTimeout <= 0:
@@ -139,9 +160,9 @@ func (o *options) validate() error {
 	return nil
 }
 
-func names() string {
+func names[C any](all []chaos.NemesisOf[C]) string {
 	var out []string
-	for _, n := range chaos.All {
+	for _, n := range all {
 		out = append(out, n.Name)
 	}
 	return strings.Join(out, ",")

@@ -28,6 +28,11 @@ type Campaign struct {
 	// OutDir receives the visualization and the seed on a violation
 	// (default: a new directory under os.TempDir()).
 	OutDir string
+	// Process runs real aspen-node processes (package proctest) under
+	// ProcessNemeses instead of an in-process cluster under
+	// Config.Nemeses.
+	Process        bool
+	ProcessNemeses []ProcessNemesis
 }
 
 // ErrViolation is wrapped by RunCampaign's error when the history is not
@@ -52,15 +57,13 @@ func RunCampaign(cp Campaign) (rep Report, err error) {
 	cfg := cp.Config
 	cfg.defaults(cp.Nodes)
 
+	defer recoverHarness(&err)
+	if cp.Process {
+		rep = runProcessCampaign(cp, cfg)
+		return rep, cp.verdict(rep)
+	}
 	t := newHarness(fmt.Sprintf("campaign-seed%d", cfg.Seed), cfg.Logf)
 	defer func() {
-		if r := recover(); r != nil {
-			f, ok := r.(harnessFailure)
-			if !ok {
-				panic(r)
-			}
-			err = fmt.Errorf("chaos harness: %s", string(f))
-		}
 		if cerr := t.cleanup(); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -112,6 +115,18 @@ func (cp *Campaign) verdict(rep Report) error {
 		html = "(history linearizable: none)"
 	}
 	return fmt.Errorf("%w: %v; seed %d in %s; visualization %s%v", kind, problems, cp.Config.Seed, seedFile, html, errors.Join(werrs...))
+}
+
+// recoverHarness turns a harnessFailure panic of the goroutine that drives
+// the cluster into *err.
+func recoverHarness(err *error) {
+	if r := recover(); r != nil {
+		f, ok := r.(harnessFailure)
+		if !ok {
+			panic(r)
+		}
+		*err = fmt.Errorf("chaos harness: %s", string(f))
+	}
 }
 
 // DescribeOp renders one recorded register operation on one line.

@@ -195,15 +195,18 @@ func addBack(c *clustertest.Cluster, i int) {
 var All = []Nemesis{LeaderIsolate, LeaderOneWay, MemberRestart, Split, Flap, Loss, Delay, ClockJump, Membership}
 
 // ByName finds nemeses by name; "all" is All.
-func ByName(names ...string) ([]Nemesis, error) {
-	var out []Nemesis
+func ByName(names ...string) ([]Nemesis, error) { return byName(All, names) }
+
+// byName picks nemeses of all by name; "all" is all of them.
+func byName[C any](all []NemesisOf[C], names []string) ([]NemesisOf[C], error) {
+	var out []NemesisOf[C]
 	for _, name := range names {
 		if name == "all" {
-			out = append(out, All...)
+			out = append(out, all...)
 			continue
 		}
 		found := false
-		for _, n := range All {
+		for _, n := range all {
 			if n.Name == name {
 				out = append(out, n)
 				found = true
