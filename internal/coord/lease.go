@@ -48,6 +48,9 @@ func decodeLease(kv *api.KeyValue) (*leaseRecord, error) {
 	if err := json.Unmarshal(kv.Value, &r); err != nil {
 		return nil, corrupt(kv.Key, err)
 	}
+	if r.TTLSeconds < 1 || r.TTLSeconds > api.MaxLeaseTTLSeconds || r.Keys < 0 || r.Keys > api.MaxLeaseKeys {
+		return nil, corrupt(kv.Key, fmt.Errorf("ttl_seconds %d or keys %d out of range", r.TTLSeconds, r.Keys))
+	}
 	return &r, nil
 }
 
