@@ -362,8 +362,8 @@ func (c *Cluster) Leader() int {
 	return 0
 }
 
-// WaitLeader waits until a running, unpaused member leads and every such
-// member names it as leader.
+// WaitLeader waits until every running, unpaused member names the same
+// leader, itself running and not paused.
 func (c *Cluster) WaitLeader(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
@@ -395,6 +395,11 @@ func (c *Cluster) agreedLeader() error {
 	}
 	if leader == 0 {
 		return errors.New("no member is running")
+	}
+	for _, m := range c.Members {
+		if m.ID == leader && (m.cmd == nil || m.paused) {
+			return fmt.Errorf("the members name leader %d, which is not running", leader)
+		}
 	}
 	return nil
 }
