@@ -166,7 +166,12 @@ func (s *Store) PutExpect(ctx context.Context, r io.Reader, want *Hash) (PutResu
 
 	hasher := blake3.New(32, nil)
 	lr := &io.LimitedReader{R: ctxReader{ctx, r}, N: s.cfg.MaxSize + 1}
-	n, err := io.CopyBuffer(io.MultiWriter(tmp, hasher), lr, make([]byte, 256<<10))
+	// Network readers return a few KiB at a time: batch the file writes.
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	n, err := io.CopyBuffer(io.MultiWriter(bw, hasher), lr, make([]byte, 256<<10))
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err != nil {
 		return PutResult{}, fmt.Errorf("blob put: writing: %w", err)
 	}
