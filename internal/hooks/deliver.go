@@ -22,6 +22,9 @@ const (
 	HeaderSignature = "X-Aspen-Signature" // "sha256=" + hex HMAC-SHA256(secret, body)
 	HeaderEventType = "X-Aspen-Event-Type"
 	HeaderTopic     = "X-Aspen-Topic"
+	// HeaderEventID carries Event.ID: receivers de-duplicate on it (a
+	// leader failover may redeliver the events in flight at that instant).
+	HeaderEventID = "X-Aspen-Event-Id"
 )
 
 // Sign returns the X-Aspen-Signature value of body under secret.
@@ -48,6 +51,7 @@ func (d *Dispatcher) postWebhook(ctx context.Context, h *api.HookHandler, ev *Ev
 	req.Header.Set("User-Agent", "aspen-hooks/1")
 	req.Header.Set(HeaderEventType, ev.EventType)
 	req.Header.Set(HeaderTopic, ev.Topic)
+	req.Header.Set(HeaderEventID, ev.ID)
 	if h.Secret != "" {
 		req.Header.Set(HeaderSignature, Sign(h.Secret, body))
 	}
@@ -85,8 +89,8 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 // event JSON on stdin and in the environment (ASPEN_HOOK_EVENT and
 // ASPEN_EVENT_JSON), its topic (ASPEN_HOOK_TOPIC), its most specific
 // subject (ASPEN_EVENT_SUBJECT: the key subject of a KV event, else the
-// topic), its type (ASPEN_HOOK_EVENT_TYPE) and its log index (ASPEN_EVENT_LOG_INDEX,
-// 0 when none). Output (stdout and stderr, together at most 64 KiB) is
+// topic), its type (ASPEN_HOOK_EVENT_TYPE), its ID (ASPEN_HOOK_EVENT_ID, to
+// de-duplicate on) and its log index (ASPEN_EVENT_LOG_INDEX, 0 when none). Output (stdout and stderr, together at most 64 KiB) is
 // quoted in the error of a failed run. ctx's deadline kills the shell.
 func runShell(ctx context.Context, command string, ev *Event, body []byte) error {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
@@ -96,6 +100,7 @@ func runShell(ctx context.Context, command string, ev *Event, body []byte) error
 		"ASPEN_HOOK_TOPIC="+ev.Topic,
 		"ASPEN_EVENT_SUBJECT="+ev.Subjects[len(ev.Subjects)-1],
 		"ASPEN_HOOK_EVENT_TYPE="+ev.EventType,
+		"ASPEN_HOOK_EVENT_ID="+ev.ID,
 		fmt.Sprintf("ASPEN_EVENT_LOG_INDEX=%d", ev.LogIndex),
 	)
 	cmd.Stdin = bytes.NewReader(body)

@@ -212,6 +212,29 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *Event) Result {
 	return res
 }
 
+// Matches reports whether an event published on subjects would reach an
+// enabled handler: an in-process subscription, a configured handler, or
+// one of extra (handlers not installed in d, such as the stored ones a
+// follower reads from its replica; invalid ones are ignored).
+func (d *Dispatcher) Matches(subjects []string, extra []api.HookHandler) bool {
+	d.mu.Lock()
+	for _, set := range []map[string]*handler{d.subs, d.configured} {
+		for _, h := range set {
+			if *h.cfg.Enabled && matchAny(h.pat, subjects) {
+				d.mu.Unlock()
+				return true
+			}
+		}
+	}
+	d.mu.Unlock()
+	for _, h := range extra {
+		if n, err := Normalize(h); err == nil && *n.Enabled && matchAny(MustParsePattern(n.Pattern), subjects) {
+			return true
+		}
+	}
+	return false
+}
+
 func matchAny(p Pattern, subjects []string) bool {
 	return slices.ContainsFunc(subjects, p.Match)
 }

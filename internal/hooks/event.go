@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,14 +23,24 @@ var eventCategories = map[string]string{
 	"sync_started": "docs", "sync_completed": "docs", "entry_imported": "docs", "entry_exported": "docs",
 }
 
-// The event types fired by the node today.
+// The event types fired by the node itself (the forge, CI and docs types
+// are for the services that will publish them).
 const (
 	TypeWriteCommitted    = "write_committed"
 	TypeDeleteCommitted   = "delete_committed"
+	TypeTTLExpired        = "ttl_expired"
 	TypeLeaderElected     = "leader_elected"
 	TypeMembershipChanged = "membership_changed"
 	TypeNodeAdded         = "node_added"
 	TypeNodeRemoved       = "node_removed"
+	TypeSnapshotCreated   = "snapshot_created"
+	TypeSnapshotInstalled = "snapshot_installed"
+	TypeHealthChanged     = "health_changed"
+	TypeBlobAdded         = "blob_added"
+	TypeBlobDeleted       = "blob_deleted"
+	TypeBlobDownloaded    = "blob_downloaded"
+	TypeBlobProtected     = "blob_protected"
+	TypeBlobUnprotected   = "blob_unprotected"
 )
 
 // Topic returns the topic of an event type ("hooks.kv.write_committed"),
@@ -45,6 +56,12 @@ func Topic(eventType string) (string, error) {
 // Event is one event delivered to handlers; its JSON form is what shell
 // handlers find in $ASPEN_HOOK_EVENT and webhooks receive as the body.
 type Event struct {
+	// ID identifies the event for de-duplication: "<revision>-<index>" (the
+	// Raft log index of the command that recorded it and its position among
+	// that command's events) for every event fired from the replicated
+	// history, "t-<random hex>" for a synthetic (triggered) one. A
+	// redelivery after a leader failover carries the same ID.
+	ID        string `json:"event_id"`
 	EventType string `json:"event_type"`
 	Topic     string `json:"topic"`
 	// Subjects are the subjects the event is published on: its topic and,
@@ -82,6 +99,12 @@ func NewEvent(eventType string, payload []byte, nodeID uint64, extra ...string) 
 		NodeID:      nodeID,
 		Payload:     json.RawMessage(payload),
 	}, nil
+}
+
+// HistoryID is the ID of the event at position index among the events of
+// revision rev of the replicated history.
+func HistoryID(rev uint64, index int) string {
+	return strconv.FormatUint(rev, 10) + "-" + strconv.Itoa(index)
 }
 
 // JSON returns the event's JSON encoding.
