@@ -55,6 +55,10 @@ type Config struct {
 	TrailingLogs       uint64        // log entries kept after a snapshot for slow followers (default 10240)
 	WALSegmentSize     int           // bytes per log segment file; compaction frees whole segments (default 64 MiB)
 	Logger             *slog.Logger
+	// OnSnapshot, if set, is told of every snapshot this node writes or
+	// installs from the leader (not of the catch-up restore at Open). It
+	// runs on a Raft goroutine and must not block.
+	OnSnapshot func(SnapshotEvent)
 }
 
 // DefaultConfig returns the defaults: sub-second failover on a LAN.
@@ -187,7 +191,11 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	rc.NoSnapshotRestoreOnStart = true
 	rc.Logger = hlog
 
-	r, err := raft.NewRaft(rc, fsm, logs, logs, snaps, trans)
+	var rfsm FSM = fsm
+	if cfg.OnSnapshot != nil {
+		rfsm = observedFSM{FSM: fsm, on: cfg.OnSnapshot}
+	}
+	r, err := raft.NewRaft(rc, rfsm, logs, logs, snaps, trans)
 	if err != nil {
 		trans.Close()
 		logs.Close()
