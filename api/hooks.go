@@ -167,3 +167,30 @@ type HookTriggerURLRequest struct {
 	Token   []byte `cbor:"token" json:"token"`
 	Payload []byte `cbor:"payload,omitempty" json:"payload,omitempty"`
 }
+
+// OpHookPublish records node events (snapshots, health, blobs, ...) in the
+// replicated history, from which the leader fires them exactly like KV
+// events. Nodes call it on the leader for events they observed; it is not
+// meant for applications (they use hook.trigger).
+const OpHookPublish = "hook.publish"
+
+// MaxHookPublishEvents is the most events one hook.publish records.
+const MaxHookPublishEvents = 16
+
+// HookPublishedEvent is one event recorded by hook.publish.
+type HookPublishedEvent struct {
+	EventType string `cbor:"event_type" json:"event_type"`
+	Payload   []byte `cbor:"payload,omitempty" json:"payload,omitempty"` // JSON, at most MaxHookPayloadSize bytes
+	NodeID    uint64 `cbor:"node_id" json:"node_id"`                     // the node that observed it
+	TimeMs    int64  `cbor:"time_ms" json:"time_ms"`                     // when it was observed, unix ms
+}
+
+// HookPublishRequest records Events, in order, in one revision.
+type HookPublishRequest struct {
+	Events []HookPublishedEvent `cbor:"events" json:"events"`
+}
+
+// HookPublishResponse is the revision that recorded the events.
+type HookPublishResponse struct {
+	Revision uint64 `cbor:"revision" json:"revision"`
+}

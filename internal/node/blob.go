@@ -208,6 +208,7 @@ func (b *blobService) register(ctx context.Context, req *api.BlobRegisterRequest
 	if err != nil {
 		return nil, err
 	}
+	b.n.blobEvent(evBlobAdded, res.Succeeded, map[string]any{"hash": req.Hash, "size_bytes": req.SizeBytes, "node_id": req.NodeID})
 	for _, t := range req.Tags {
 		if _, err := b.setTag(ctx, req.Hash, t); err != nil {
 			return nil, err
@@ -417,6 +418,7 @@ func (b *blobService) protect(ctx context.Context, req *api.BlobProtectRequest) 
 	if err != nil {
 		return nil, err
 	}
+	b.n.blobEvent(evBlobProtected, changed, map[string]any{"hash": h.String(), "tag": req.Tag})
 	return &api.BlobTagResponse{IsSuccess: true, Changed: changed}, nil
 }
 
@@ -429,6 +431,7 @@ func (b *blobService) unprotect(ctx context.Context, req *api.BlobUnprotectReque
 	if err != nil {
 		return nil, err
 	}
+	b.n.blobEvent(evBlobUnprotected, changed, map[string]any{"tag": req.Tag})
 	return &api.BlobTagResponse{IsSuccess: true, Changed: changed}, nil
 }
 
@@ -455,6 +458,7 @@ func (b *blobService) delete(ctx context.Context, req *api.BlobDeleteRequest) (*
 		}
 		changed = changed || c
 	}
+	b.n.blobEvent(evBlobDeleted, changed, map[string]any{"hash": hex})
 	return &api.BlobTagResponse{IsSuccess: true, Changed: changed}, nil
 }
 

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/internal/hooks"
-	"github.com/aspen-dev/aspen/internal/kv"
 	"github.com/aspen-dev/aspen/internal/rpc"
 	"github.com/aspen-dev/aspen/internal/ticket"
 	"github.com/aspen-dev/aspen/internal/transport"
@@ -29,13 +27,20 @@ import (
 // Keys of the hook system (reserved: the plain KV API cannot write them).
 //
 //	_system:hooks:handlers:NAME   CBOR api.HookHandler
-//	_system:hooks:cursor          decimal revision: every KV event at or
-//	                              below it has been fired
+//	_system:hooks:cursor          the last event fired: its ID "R-I", or "R"
+//	                              for every event of revision R and before
+//	_system:hooks:outbox:NN       CBOR api.HookPublishedEvent: node events
+//	                              recorded to be fired (overwritten; each
+//	                              put is one event of the history)
+//	_system:hooks:members         CBOR map of the Raft membership last
+//	                              recorded (node ID → suffrage)
 //	_system:hooks:urls:SHA256HEX  CBOR hookURLRecord of a hook URL's token
 const (
 	hookKeyPrefix     = "_system:hooks:"
 	hookHandlerPrefix = hookKeyPrefix + "handlers:"
 	hookCursorKey     = hookKeyPrefix + "cursor"
+	hookOutboxPrefix  = hookKeyPrefix + "outbox:"
+	hookMembersKey    = hookKeyPrefix + "members"
 	hookURLPrefix     = hookKeyPrefix + "urls:" // + hex SHA-256 of the token → CBOR hookURLRecord
 )
 
@@ -43,33 +48,41 @@ const (
 // looks at leadership and membership again.
 const hookPoll = 200 * time.Millisecond
 
-// hookBatch is the number of KV events read per step of the hook loop.
+// hookLeaderCheck is how often a leader checks that it still leads, to
+// cancel its deliveries as soon as it does not (well within the time a new
+// leader needs to be elected).
+const hookLeaderCheck = 25 * time.Millisecond
+
+// hookBatch is the number of history events read per step of the hook loop.
 const hookBatch = 256
 
 // hookService fires hook events on the leader and serves the hook.*
-// operations. Delivery semantics:
+// operations. Delivery semantics (see hooks_loop.go and package hooks):
 //
-//   - Only the leader fires. KV events are read from the change history in
-//     revision order and dispatched one at a time (a slow handler delays
-//     later events; its retries are bounded by timeout × (1 + retries) plus
-//     backoff).
-//   - After each batch that reached a handler (or changed one) the leader proposes the
-//     last revision handled to _system:hooks:cursor; a new leader starts
-//     after it. Events dispatched after the last cursor write may be fired
-//     again by the next leader: KV events are delivered at least once
-//     across a failover, exactly once otherwise. If the cursor is older
-//     than the retained history (100 000 revisions by default), the gap is
+//   - Only the leader fires. Every event comes from the replicated history,
+//     in revision order, one at a time: KV writes and deletes, and node
+//     events recorded in the outbox (leader_elected, membership changes,
+//     snapshots, health, blobs; see publishEvent). A slow handler delays
+//     later events; its retries are bounded by timeout × (1 + retries)
+//     plus backoff.
+//   - After each event that reached a handler (or changed one) the leader
+//     stores the cursor with a compare-and-swap on its mod_revision; a new
+//     leader starts after it; a deposed leader stops. Each event carries a
+//     stable ID ("<revision>-<index>"): with no leader crash every event is
+//     delivered once; across a crash, the event in flight at that instant
+//     may be delivered again, with the same ID. If the cursor is older than
+//     the retained history (10 000 revisions by default), the gap is
 //     skipped with a warning.
 //   - Handler changes (_system:hooks:handlers:*) are applied in the same
 //     stream, so an event is matched against the handlers stored at its
-//     revision. Changes of _system:hooks:* keys fire nothing.
+//     revision. Other changes of _system:hooks:* keys fire nothing.
 //   - TTL expiry is a delete in the history: it fires delete_committed.
-//   - leader_elected (once per term, by the new leader), membership_changed,
-//     node_added and node_removed come from Raft, not from the history:
-//     they are fired at most once, by the leader that observes them.
 //
-// Goroutines: run (one, started by startHooks, stopped by n.ctx) owns
-// every field but d and processed; RPC handlers use d and processed only.
+// Goroutines: run (started by startHooks, stopped by n.ctx) owns the
+// leader state (leading, cursor, cursorRev, next, members, membersRev,
+// electedTerm, leadCtx); watchLeadership only calls leadCancel under mu;
+// runPublisher owns the publishing side; RPC handlers use d, processed
+// and queue only.
 type hookService struct {
 	n    *Node
 	d    *hooks.Dispatcher
@@ -77,15 +90,20 @@ type hookService struct {
 
 	processed atomic.Uint64 // revision up to which run has dispatched (0 while not leader)
 
-	leading bool
-	cursor  uint64
-	members map[raft.ServerID]raft.ServerSuffrage
-	// electedTerm, when non-zero, is a leader_elected event waiting until the
-	// loop has caught up with the history, so that it is matched against
-	// every handler stored when this node became leader (the handler set
-	// rebuilt at election is the one as of the cursor, which may lag).
-	electedTerm uint64
-	stepDone    bool // the last step read everything there was
+	queue   chan api.HookPublishedEvent // node events waiting to be recorded (publishEvent)
+	dropped atomic.Uint64               // node events dropped because queue was full
+
+	mu         sync.Mutex
+	leadCancel context.CancelFunc // cancels leadCtx; guarded by mu
+
+	leading     bool
+	leadCtx     context.Context // deliveries of this reign; cancelled when it ends
+	cursor      position        // last event handled (ahead of the stored one over events that fired nothing)
+	cursorRev   uint64          // mod_revision of the stored cursor as this leader last read or wrote it
+	next        uint64          // next revision to read
+	members     map[raft.ServerID]raft.ServerSuffrage
+	membersRev  uint64 // mod_revision of the stored membership as last read or written
+	electedTerm uint64 // term whose leader_elected this node recorded
 }
 
 // startHooks registers the hook.* operations, serves hook URLs on
@@ -98,7 +116,7 @@ func (n *Node) startHooks(seed []api.HookHandler) error {
 	if err := hooks.ValidateAll(seed); err != nil {
 		return err
 	}
-	s := &hookService{n: n, d: hooks.New(hooks.Options{Logger: n.log.With("service", "hooks")}), seed: seed}
+	s := &hookService{n: n, d: hooks.New(hooks.Options{Logger: n.log.With("service", "hooks")}), seed: seed, queue: make(chan api.HookPublishedEvent, hookQueue)}
 	rpc.Handle(n.reg, api.OpHookList, s.list)
 	rpc.Handle(n.reg, api.OpHookAdd, s.add)
 	rpc.Handle(n.reg, api.OpHookRemove, s.remove)
@@ -106,272 +124,13 @@ func (n *Node) startHooks(seed []api.HookHandler) error {
 	rpc.Handle(n.reg, api.OpHookMetrics, s.metrics)
 	rpc.Handle(n.reg, api.OpHookCreateURL, s.createURL)
 	rpc.Handle(n.reg, api.OpHookTriggerURL, s.triggerURL)
+	rpc.Handle(n.reg, api.OpHookPublish, s.publish)
 	n.ep.Handle(api.ALPNHook, s.serveURLConn)
+	n.hooks.Store(s)
 	n.goFunc(s.run)
+	n.goFunc(s.watchLeadership)
+	n.goFunc(s.runPublisher)
 	return nil
-}
-
-// ---- the loop ----
-
-func (s *hookService) run() {
-	n := s.n
-	for {
-		if s.leading {
-			ctx, cancel := context.WithTimeout(n.ctx, hookPoll)
-			err := n.store.WaitApplied(ctx, s.cursor+1)
-			cancel()
-			if errors.Is(err, kv.ErrClosed) {
-				return
-			}
-		} else {
-			select {
-			case <-n.ctx.Done():
-			case <-time.After(hookPoll):
-			}
-		}
-		if n.ctx.Err() != nil {
-			return
-		}
-		if !n.raft.IsLeader() {
-			if s.leading {
-				n.log.Info("hooks: no longer leader; stopped firing", "cursor", s.cursor)
-			}
-			s.leading = false
-			s.processed.Store(0)
-			continue
-		}
-		if !s.leading {
-			if err := s.becomeLeader(); err != nil {
-				n.log.Warn("hooks: starting as leader", "err", err)
-				continue
-			}
-		}
-		s.checkMembership()
-		if err := s.step(); err != nil {
-			n.log.Warn("hooks: firing KV events", "cursor", s.cursor, "err", err)
-		}
-		s.fireElected()
-	}
-}
-
-// becomeLeader loads the handlers and the cursor and fires leader_elected.
-func (s *hookService) becomeLeader() error {
-	n := s.n
-	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-	defer cancel()
-	if err := n.raft.ReadBarrier(ctx); err != nil {
-		return err
-	}
-	term := n.raft.Metrics().Term
-	for _, h := range s.seed {
-		if err := s.put(ctx, h, false); err != nil && !errors.Is(err, api.ErrConflict) {
-			return fmt.Errorf("storing hook %q of the config file: %w", h.Name, err)
-		}
-	}
-	kvc, _, err := n.store.Get([]byte(hookCursorKey), nowMs())
-	if err != nil {
-		return err
-	}
-	if kvc != nil {
-		if s.cursor, err = strconv.ParseUint(string(kvc.Value), 10, 64); err != nil {
-			return fmt.Errorf("%s holds %q: %w", hookCursorKey, kvc.Value, err)
-		}
-	} else {
-		// first leader ever: start at the oldest retained revision; events
-		// before the first handler was stored match nothing
-		oldest, err := n.store.OldestRevision()
-		if err != nil {
-			return err
-		}
-		s.cursor = oldest - 1
-	}
-	// the handlers as of the cursor; later changes come in the stream
-	kvs, err := s.storedKVs()
-	if err != nil {
-		return err
-	}
-	var hs []api.HookHandler
-	for _, e := range kvs {
-		if e.ModRevision > s.cursor {
-			continue
-		}
-		var h api.HookHandler
-		if err := rpc.Unmarshal(e.Value, &h); err != nil {
-			n.log.Warn("hooks: undecodable stored handler", "key", string(e.Key), "err", err)
-			continue
-		}
-		hs = append(hs, h)
-	}
-	if err := s.d.SetHandlers(hs); err != nil {
-		n.log.Warn("hooks: skipping invalid stored handlers", "err", err)
-	}
-	s.members = s.servers()
-	s.leading = true
-	s.electedTerm = term
-	n.log.Info("hooks: firing as leader", "term", term, "cursor", s.cursor, "handlers", len(hs))
-	return nil
-}
-
-// fireElected fires a pending leader_elected once the loop caught up.
-func (s *hookService) fireElected() {
-	if s.electedTerm == 0 || !s.stepDone {
-		return
-	}
-	s.fire(hooks.TypeLeaderElected, map[string]any{"node_id": s.n.cfg.NodeID, "term": s.electedTerm})
-	s.electedTerm = 0
-}
-
-// step fires the KV events after the cursor, one batch.
-func (s *hookService) step() error {
-	n := s.n
-	evs, next, err := n.store.Events(nil, s.cursor+1, hookBatch)
-	s.stepDone = err == nil && len(evs) < hookBatch
-	var ce *kv.CompactedError
-	if errors.As(err, &ce) {
-		n.log.Warn("hooks: events were compacted before they could fire; skipping them", "from", s.cursor+1, "to", ce.Oldest-1)
-		s.cursor = ce.Oldest - 1
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	fired := false
-	for i := range evs {
-		e := &evs[i]
-		if !n.raft.IsLeader() {
-			return nil // the next leader continues from the stored cursor
-		}
-		if bytes.HasPrefix(e.Key, []byte(hookHandlerPrefix)) {
-			s.applyHandlerEvent(e)
-			fired = true // persist the cursor past handler changes too
-			continue
-		}
-		if bytes.HasPrefix(e.Key, []byte(hookKeyPrefix)) {
-			continue
-		}
-		typ, kind := hooks.TypeWriteCommitted, "put"
-		if e.Kind == kv.EventDelete {
-			typ, kind = hooks.TypeDeleteCommitted, "delete"
-		}
-		ev, err := hooks.NewEvent(typ, hooks.NewKVPayload(e.Key, e.Value, e.PrevValue, e.HasPrev, e.Revision), n.cfg.NodeID, hooks.KeySubject(kind, e.Key))
-		if err != nil {
-			return err
-		}
-		ev.LogIndex = e.Revision
-		if s.d.Dispatch(n.ctx, ev).Dispatched > 0 {
-			fired = true
-		}
-	}
-	if next > 0 {
-		s.cursor = max(s.cursor, next-1)
-	}
-	if fired {
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-		defer cancel()
-		if err := s.saveCursor(ctx); err != nil {
-			return err
-		}
-	}
-	s.processed.Store(s.cursor)
-	return nil
-}
-
-func (s *hookService) applyHandlerEvent(e *kv.Event) {
-	name := string(e.Key[len(hookHandlerPrefix):])
-	if e.Kind == kv.EventDelete {
-		s.d.RemoveHandler(name)
-		return
-	}
-	var h api.HookHandler
-	if err := rpc.Unmarshal(e.Value, &h); err != nil {
-		s.n.log.Warn("hooks: undecodable stored handler", "name", name, "err", err)
-		return
-	}
-	if err := s.d.PutHandler(h); err != nil {
-		s.n.log.Warn("hooks: invalid stored handler", "name", name, "err", err)
-	}
-}
-
-func (s *hookService) saveCursor(ctx context.Context) error {
-	_, err := s.n.propose(ctx, &api.TxnRequest{Success: []api.TxnOp{{
-		Kind: api.TxnPut, Key: []byte(hookCursorKey), Value: []byte(strconv.FormatUint(s.cursor, 10)),
-	}}})
-	return err
-}
-
-// checkMembership fires membership events when the Raft configuration
-// differs from the last one this leader saw.
-func (s *hookService) checkMembership() {
-	cur := s.servers()
-	if cur == nil || s.members == nil {
-		s.members = cur
-		return
-	}
-	var added, removed []string
-	for id := range cur {
-		if _, ok := s.members[id]; !ok {
-			added = append(added, string(id))
-		}
-	}
-	for id := range s.members {
-		if _, ok := cur[id]; !ok {
-			removed = append(removed, string(id))
-		}
-	}
-	changed := len(added) > 0 || len(removed) > 0
-	for id, suf := range cur {
-		if old, ok := s.members[id]; ok && old != suf {
-			changed = true
-		}
-	}
-	s.members = cur
-	if !changed {
-		return
-	}
-	slices.Sort(added)
-	slices.Sort(removed)
-	for _, id := range added {
-		s.fire(hooks.TypeNodeAdded, map[string]any{"node_id": id, "voter": cur[raft.ServerID(id)] == raft.Voter})
-	}
-	for _, id := range removed {
-		s.fire(hooks.TypeNodeRemoved, map[string]any{"node_id": id})
-	}
-	var voters, learners []string
-	for id, suf := range cur {
-		if suf == raft.Voter {
-			voters = append(voters, string(id))
-		} else {
-			learners = append(learners, string(id))
-		}
-	}
-	slices.Sort(voters)
-	slices.Sort(learners)
-	s.fire(hooks.TypeMembershipChanged, map[string]any{"voters": voters, "learners": learners, "added": added, "removed": removed})
-}
-
-func (s *hookService) servers() map[raft.ServerID]raft.ServerSuffrage {
-	ss, err := s.n.raft.Servers()
-	if err != nil {
-		return nil
-	}
-	m := make(map[raft.ServerID]raft.ServerSuffrage, len(ss))
-	for _, sv := range ss {
-		m[sv.ID] = sv.Suffrage
-	}
-	return m
-}
-
-// fire dispatches a cluster event (not from the KV history).
-func (s *hookService) fire(typ string, payload map[string]any) {
-	b, err := json.Marshal(payload)
-	if err == nil {
-		var ev *hooks.Event
-		if ev, err = hooks.NewEvent(typ, b, s.n.cfg.NodeID); err == nil {
-			s.d.Dispatch(s.n.ctx, ev)
-			return
-		}
-	}
-	s.n.log.Warn("hooks: building event", "type", typ, "err", err)
 }
 
 // ---- stored handlers ----
@@ -498,6 +257,7 @@ func (s *hookService) trigger(ctx context.Context, req *api.HookTriggerRequest) 
 		return nil, api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
 	ev.Synthetic = true
+	ev.ID = "t-" + rand.Text()
 	if err := s.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -62,6 +63,7 @@ type Node struct {
 	http    *http.Server
 	httpLn  net.Listener
 	started time.Time
+	hooks   atomic.Pointer[hookService] // set by startHooks; publishEvent reads it
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -124,6 +126,7 @@ func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		TrailingLogs:      cfg.TrailingLogs,
 		WALSegmentSize:    cfg.WALSegmentSize,
 		Logger:            n.log,
+		OnSnapshot:        n.snapshotObserved,
 	}
 	n.metrics = newMetrics(n)
 	if n.raft, err = consensus.Open(rcfg, timedFSM{n.store, n.metrics}, n.layer); err != nil {
