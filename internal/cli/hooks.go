@@ -75,6 +75,12 @@ COMMAND, the event JSON in $ASPEN_HOOK_EVENT), webhook (POST of the event JSON,
 signed X-Aspen-Signature: sha256=<HMAC of the body with --secret>) and
 in_process (a Go function of the node).
 
+Delivery: only the leader fires, in history order, one event at a time. Every
+event has an ID ("<revision>-<index>"; "t-..." for a triggered one), sent as
+the X-Aspen-Event-Id header and in $ASPEN_HOOK_EVENT_ID. Without a leader
+crash each event is delivered once; across one, the event in flight at that
+instant may be delivered again with the same ID: de-duplicate on it.
+
 Exit codes: 0 done, 1 not found / a handler failed (trigger), 2 usage error,
 3 cluster error.`,
 		Args: cobra.ArbitraryArgs,
