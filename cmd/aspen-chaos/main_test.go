@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,29 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("stderr %q does not mention %q", errOut.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestRunJSON runs a tiny campaign with --json: stdout is one JSON object.
+func TestRunJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	var out, errOut bytes.Buffer
+	code := run([]string{"--nodes", "3", "--duration", "1s", "--hold", "500ms", "--quiet", "200ms",
+		"--nemesis", "clock-jump", "--seed", "2", "--clients", "2", "--json"}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	var r result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out.String())
+	}
+	if r.Verdict != "PASS" || r.Seed != 2 || r.Register.OK == 0 || r.Register.Linearizable != "Ok" || len(r.Faults) == 0 {
+		t.Errorf("unexpected result: %+v", r)
+	}
+	if !strings.Contains(errOut.String(), "fault ") {
+		t.Errorf("progress lines are not on stderr: %q", errOut.String())
 	}
 }
 

@@ -30,6 +30,7 @@ type options struct {
 	out          string
 	timed        int
 	process      bool
+	json         bool
 }
 
 // Exit codes.
@@ -44,10 +45,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("aspen-chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `aspen-chaos: a fault-injection campaign against an Aspen cluster.
+
+Register clients (get/put/CAS/delete), adders (atomic adds to one counter)
+and timed clients (TTL keys, a fenced lock) run on every node while the
+chosen nemeses inject faults; then the history is checked with porcupine,
+the counter for lost or doubly applied adds, and the timed rules.
+
+Usage:
+  aspen-chaos [flags]
+  aspen-chaos --nodes 5 --duration 10m --nemesis all --seed 3141
+  aspen-chaos --process --nodes 5 --duration 3m --nemesis all
+  aspen-chaos --nemesis clock-jump,membership --duration 1m --json
+
+Exit status: 0 pass, 1 violation (evidence in --out), 2 usage or harness
+failure, 3 linearizability check inconclusive.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	fs.IntVar(&o.nodes, "nodes", 5, "cluster size")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long faults are injected")
 	fs.StringVar(&o.nemesis, "nemesis", "all", "comma-separated nemeses, or all; in process: "+names(chaos.All)+"; with --process: "+names(chaos.ProcessAll))
 	fs.BoolVar(&o.process, "process", false, "run real aspen-node processes (built with go build) and kill -9 / SIGSTOP them, instead of an in-process cluster")
+	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stdout (progress lines go to stderr)")
 	fs.IntVar(&o.timed, "timed", 2, "clients writing TTL keys and taking a fenced lock (time-safety checks)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and workload choices (default: the clock)")
 	fs.IntVar(&o.clients, "clients", 8, "register-workload clients, spread over all nodes")
@@ -92,11 +115,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.seed = uint64(time.Now().UnixNano())
 	}
 
+	logOut := stdout
+	if o.json {
+		logOut = stderr
+	}
 	var mu sync.Mutex // serialises lines from the workload's progress goroutine
 	logf := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(stdout, format+"\n", args...)
+		fmt.Fprintf(logOut, format+"\n", args...)
 	}
 	mode := "in-process"
 	if o.process {
@@ -122,22 +149,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 			logf("op %s", chaos.DescribeOp(op))
 		}
 	}
-	logf("--- summary (seed %d, %v) ---", o.seed, time.Since(start).Round(time.Second))
-	fmt.Fprint(stdout, rep.Summary())
+	code, verdict := exitOK, "PASS"
 	switch {
 	case err == nil:
-		fmt.Fprintln(stdout, "verdict: PASS (0 violations, 0 lost or duplicated writes)")
-		return exitOK
 	case errors.Is(err, chaos.ErrViolation):
-		fmt.Fprintf(stdout, "verdict: FAIL: %v\n", err)
-		return exitViolation
+		code, verdict = exitViolation, "FAIL"
 	case errors.Is(err, chaos.ErrInconclusive):
-		fmt.Fprintf(stdout, "verdict: INCONCLUSIVE: %v\n", err)
-		return exitInconclusive
+		code, verdict = exitInconclusive, "INCONCLUSIVE"
 	default:
 		fmt.Fprintf(stderr, "aspen-chaos: %v\n", err)
 		return exitUsage
 	}
+	elapsed := time.Since(start).Round(time.Second)
+	if o.json {
+		if jerr := writeJSON(stdout, &o, mode, elapsed, rep, verdict, err); jerr != nil {
+			fmt.Fprintf(stderr, "aspen-chaos: %v\n", jerr)
+			return exitUsage
+		}
+		return code
+	}
+	logf("--- summary (seed %d, %v) ---", o.seed, elapsed)
+	fmt.Fprint(stdout, rep.Summary())
+	if err == nil {
+		fmt.Fprintln(stdout, "verdict: PASS (0 violations, 0 lost or duplicated writes)")
+	} else {
+		fmt.Fprintf(stdout, "verdict: %s: %v\n", verdict, err)
+	}
+	return code
 }
 
 func (o *options) validate() error {

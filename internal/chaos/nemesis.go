@@ -177,7 +177,11 @@ var Membership = Nemesis{Name: "membership", Inject: func(c *clustertest.Cluster
 		i = l
 	}
 	if err := c.RemoveVoter(i); err != nil {
-		return "", nil, false // not applied (no leader, a change in progress): try another fault
+		// Perhaps applied after all (a timeout): make sure member i is a
+		// voter again (adding a voter back is idempotent), then try
+		// another fault.
+		addBack(c, i)
+		return "", nil, false
 	}
 	return fmt.Sprintf("removed voter %d", i), func() { addBack(c, i) }, true
 }}

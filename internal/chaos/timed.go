@@ -35,11 +35,11 @@ const (
 
 // TimedReport is the outcome of the timed workload.
 type TimedReport struct {
-	TTLKeys    int64    // TTL keys written and acknowledged
-	TTLExpired int64    // of those, seen gone
-	Holds      int      // lock acquisitions granted
-	Releases   int      // of those, released while still held
-	Violations []string // each broken rule, with the evidence
+	TTLKeys    int64    `json:"ttl_keys"`    // TTL keys written and acknowledged
+	TTLExpired int64    `json:"ttl_expired"` // of those, seen gone
+	Holds      int      `json:"lock_holds"`  // lock acquisitions granted
+	Releases   int      `json:"releases"`    // of those, released while still held
+	Violations []string `json:"violations"`  // each broken rule, with the evidence
 }
 
 // Summary describes the report on one line.
