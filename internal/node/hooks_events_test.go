@@ -255,3 +255,61 @@ func TestHooksSnapshotInstalledOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestHooksHealthChanged: a follower cut off from the others loses its
+// leader (degraded); once healed it has one again (healthy). Each change
+// that held for a second is recorded through the leader when the follower
+// can reach it, and fired once, in order.
+func TestHooksHealthChanged(t *testing.T) {
+	c := clustertest.New(t, 3, clustertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := c.Client(1, 2, 3).HookAdd(ctx, &api.HookAddRequest{Handler: api.HookHandler{Name: "health", Pattern: "hooks.system.health_changed", Type: api.HookInProcess}}); err != nil {
+		t.Fatal(err)
+	}
+	var rec recorder
+	for _, m := range c.Members {
+		if _, err := m.Node.Subscribe("health", "hooks.system.health_changed", rec.fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := c.WaitLeader()
+	f := 1
+	if leader.ID == 1 {
+		f = 2
+	}
+	fn := c.Members[f-1].Node
+	// a status is reported once it held for a second; the first one that
+	// held is the baseline
+	holds := func(what string, cond func() bool) {
+		t.Helper()
+		var since time.Time
+		clustertest.Eventually(t, 20*time.Second, func() error {
+			if !cond() {
+				since = time.Time{}
+				return fmt.Errorf("node %d is not %s", f, what)
+			}
+			if since.IsZero() {
+				since = time.Now()
+			}
+			if time.Since(since) < 1500*time.Millisecond {
+				return fmt.Errorf("node %d %s for less than 1.5 s", f, what)
+			}
+			return nil
+		})
+	}
+	hasLeader := func() bool { _, id := fn.Raft().Leader(); return id != 0 }
+	holds("healthy", hasLeader)
+	c.Isolate(f)
+	holds("degraded", func() bool { return !hasLeader() })
+	c.Heal()
+	node := fmt.Sprintf(`"node_id":%d`, f)
+	rec.waitFor(t, hooks.TypeHealthChanged, node, `"status":"healthy"`, `"previous":"degraded"`)
+	evs := rec.find(hooks.TypeHealthChanged, node)
+	if len(evs) != 2 || !strings.Contains(string(evs[0].Payload), `"status":"degraded"`) {
+		t.Errorf("health events of node %d: %d; want degraded then healthy", f, len(evs))
+	}
+	for _, ev := range evs {
+		t.Logf("%s %s %s", ev.ID, ev.EventType, ev.Payload)
+	}
+}
