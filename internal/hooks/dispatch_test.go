@@ -32,7 +32,8 @@ func newEvent(t *testing.T, typ, payload string, extra ...string) *Event {
 
 // TestWebhookRetries: a real HTTP server on 127.0.0.1 fails the first two
 // deliveries; the third succeeds, and the event is delivered (accepted)
-// exactly once with a valid signature.
+// exactly once with a valid signature and the same event ID on every
+// attempt.
 func TestWebhookRetries(t *testing.T) {
 	const secret = "s3cret"
 	var calls atomic.Int32
@@ -44,6 +45,9 @@ func TestWebhookRetries(t *testing.T) {
 			t.Errorf("bad signature %q", r.Header.Get(HeaderSignature))
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
+		}
+		if id := r.Header.Get(HeaderEventID); id != "7-1" {
+			t.Errorf("attempt %d carried %s %q; want 7-1 on every attempt", calls.Load()+1, HeaderEventID, id)
 		}
 		if calls.Add(1) <= 2 {
 			http.Error(w, "try later", http.StatusServiceUnavailable)
@@ -67,6 +71,7 @@ func TestWebhookRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := newEvent(t, TypeWriteCommitted, `{"key":"k"}`)
+	ev.ID = HistoryID(7, 1)
 	res := d.Dispatch(context.Background(), ev)
 	if res.Dispatched != 1 || len(res.Failures) != 0 {
 		t.Fatalf("Dispatch = %+v; want 1 dispatched, no failures", res)
