@@ -502,7 +502,7 @@ func (a *app) newBlobReplicationCmds() []*cobra.Command {
 	var expires time.Duration
 	tk := &cobra.Command{
 		Use:   "ticket HASH [--expires DUR]",
-		Short: "Print a ticket with which anyone can download this one blob, and do nothing else",
+		Short: "Print a ticket that lets its holder download this blob and nothing else",
 		Long: `Print a blob ticket: a string naming the blob, the nodes holding it and a
 capability, signed by the cluster, to read that blob and nothing else, valid
 for --expires (e.g. 1h, 7d is 168h; default: no expiry). Whoever holds it can
@@ -532,7 +532,12 @@ no node holds the blob.`,
 	download := &cobra.Command{
 		Use:   "download TICKET",
 		Short: "Fetch the blob a blob ticket names to stdout or -o FILE (no cluster ticket needed)",
-		Args:  exactArgs(1, "one blob TICKET"),
+		Long: `Fetch the blob a blob ticket names from the nodes it lists, verifying
+every 16 KiB group against the hash, to stdout or, atomically, to -o FILE.
+No cluster ticket is needed. Exit 3 with UNAUTHORIZED when the ticket has
+expired or was not issued by that cluster for that blob (ask for a new one
+with 'aspen-cli blob ticket HASH').`,
+		Args: exactArgs(1, "one blob TICKET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := blob.ParseTicket(args[0]); err != nil {
 				return usageErrorf("%v", err)
