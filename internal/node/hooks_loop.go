@@ -205,22 +205,11 @@ func (s *hookService) becomeLeader() error {
 		s.cursor, s.cursorRev = position{oldest - 1, wholeRevision}, 0
 	}
 	s.next = s.cursor.from()
-	// the handlers as of the cursor; later changes come in the stream
-	kvs, err := s.storedKVs()
+	// the handlers as of the revision before the stream resumes; later
+	// changes come in the stream
+	hs, err := s.handlersAt(s.next - 1)
 	if err != nil {
 		return err
-	}
-	var hs []api.HookHandler
-	for _, e := range kvs {
-		if e.ModRevision > s.cursor.rev {
-			continue
-		}
-		var h api.HookHandler
-		if err := rpc.Unmarshal(e.Value, &h); err != nil {
-			n.log.Warn("hooks: undecodable stored handler", "key", string(e.Key), "err", err)
-			continue
-		}
-		hs = append(hs, h)
 	}
 	if err := s.d.SetHandlers(hs); err != nil {
 		n.log.Warn("hooks: skipping invalid stored handlers", "err", err)
@@ -269,6 +258,9 @@ func (s *hookService) step() error {
 			index++
 		}
 		if s.cursor.covers(rev, index) {
+			if strings.HasPrefix(string(e.Key), hookHandlerPrefix) {
+				s.applyHandlerEvent(e) // the revision started before the cursor: replay its handler changes
+			}
 			continue
 		}
 		if s.leadCtx.Err() != nil {
@@ -335,6 +327,63 @@ func (s *hookService) handle(e *kv.Event, index int) (persist bool, err error) {
 	ev.ID = hooks.HistoryID(e.Revision, index)
 	ev.LogIndex = e.Revision
 	return s.d.Dispatch(s.leadCtx, ev).Dispatched > 0, nil
+}
+
+// handlersAt returns the handlers stored as of revision rev: the stored
+// ones, corrected by the history after rev, where the first change of each
+// handler key carries its value at rev (or none: it did not exist). So a
+// leader that resumes from an older cursor matches the events after it
+// against the handlers of their time, even those changed or removed since.
+// If that history is compacted, the current handlers of the keys changed
+// after rev stand in for their past versions.
+func (s *hookService) handlersAt(rev uint64) ([]api.HookHandler, error) {
+	n := s.n
+	kvs, err := s.storedKVs()
+	if err != nil {
+		return nil, err
+	}
+	at := make(map[string][]byte, len(kvs))
+	for _, e := range kvs {
+		at[string(e.Key)] = e.Value
+	}
+	applied := n.store.AppliedIndex()
+	seen := map[string]bool{}
+	for from := rev + 1; from <= applied; {
+		evs, next, err := n.store.Events([]byte(hookHandlerPrefix), from, hookBatch)
+		if errors.Is(err, kv.ErrCompacted) {
+			n.log.Warn("hooks: handler history compacted; using current handlers", "from", from)
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			k := string(e.Key)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if e.HasPrev {
+				at[k] = e.PrevValue
+			} else {
+				delete(at, k)
+			}
+		}
+		if next <= from {
+			break
+		}
+		from = next
+	}
+	hs := make([]api.HookHandler, 0, len(at))
+	for k, v := range at {
+		var h api.HookHandler
+		if err := rpc.Unmarshal(v, &h); err != nil {
+			n.log.Warn("hooks: undecodable stored handler", "key", k, "err", err)
+			continue
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
 }
 
 func (s *hookService) applyHandlerEvent(e *kv.Event) {

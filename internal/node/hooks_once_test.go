@@ -24,6 +24,7 @@ import (
 type delivery struct {
 	id        string // X-Aspen-Event-Id
 	key       string
+	path      string // the handler's URL path: / before the replacement, /v2 after
 	afterKill bool
 }
 
@@ -45,8 +46,9 @@ func eventOrder(t *testing.T, id string) [2]uint64 {
 // in revision order; after de-duplicating by X-Aspen-Event-Id nothing is
 // missing, and the raw duplicates are only events that were in flight
 // when the leader died (at most one per leadership change, same ID): the
-// receiver holds one delivery open while the leader is killed, and the new
-// leader delivers that event again under the same ID.
+// receiver holds one delivery open while the handler is replaced and the
+// leader is killed, and the new leader delivers that event again under the
+// same ID, to the handler as it was at the event's revision.
 func TestHooksOnceAcrossLeaderKill(t *testing.T) {
 	c := clustertest.New(t, 3, clustertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -71,7 +73,7 @@ func TestHooksOnceAcrossLeaderKill(t *testing.T) {
 			return
 		}
 		mu.Lock()
-		got = append(got, delivery{id: ev.ID, key: p.Key, afterKill: killed})
+		got = append(got, delivery{id: ev.ID, key: p.Key, path: r.URL.Path, afterKill: killed})
 		hold := p.Key == heldKey && !killed
 		mu.Unlock()
 		if hold {
@@ -111,6 +113,13 @@ func TestHooksOnceAcrossLeaderKill(t *testing.T) {
 	case <-arrived:
 	case <-ctx.Done():
 		t.Fatalf("%s never reached the webhook (%d deliveries)", heldKey, received())
+	}
+	// replace the handler while the delivery is held: the new leader must
+	// redeliver the held event with the handler as it was at its revision
+	if _, err := admin.HookAdd(ctx, &api.HookAddRequest{Replace: true, Handler: api.HookHandler{
+		Name: "sink", Pattern: "kv.put.s.>", Type: api.HookWebhook, URL: srv.URL + "/v2", Secret: secret,
+	}}); err != nil {
+		t.Fatal(err)
 	}
 	old := c.WaitLeader()
 	mu.Lock()
@@ -164,6 +173,9 @@ func TestHooksOnceAcrossLeaderKill(t *testing.T) {
 		if a, b := eventOrder(t, firsts[i-1].id), eventOrder(t, firsts[i].id); slices.Compare(a[:], b[:]) >= 0 {
 			t.Errorf("event %s (%s) delivered after %s (%s): out of order", firsts[i].id, firsts[i].key, firsts[i-1].id, firsts[i-1].key)
 		}
+		if want := map[bool]string{true: "/", false: "/v2"}[firsts[i].key <= fmt.Sprintf("s/%03d", total/2)]; firsts[i].path != want {
+			t.Errorf("%s delivered to %s; want %s (the handler as of its revision)", firsts[i].key, firsts[i].path, want)
+		}
 		if firsts[i-1].key >= firsts[i].key {
 			t.Errorf("key %s delivered after %s", firsts[i].key, firsts[i-1].key)
 		}
@@ -183,6 +195,11 @@ func TestHooksOnceAcrossLeaderKill(t *testing.T) {
 	for _, d := range got[:before] {
 		if count[d.id] > 2 {
 			t.Errorf("event %s delivered %d times", d.id, count[d.id])
+		}
+	}
+	for _, d := range got {
+		if d.key == heldKey && d.path != "/" {
+			t.Errorf("%s redelivered to %s; want / (the handler as of its revision, replaced since)", heldKey, d.path)
 		}
 	}
 	if count[keys[heldKey]] != 2 {
