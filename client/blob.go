@@ -191,7 +191,11 @@ func (c *Client) BlobTicket(ctx context.Context, hash string, ttl time.Duration)
 	if err != nil {
 		return "", api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
-	res, err := call[api.BlobTicketResponse](ctx, c, api.OpBlobTicket, &api.BlobTicketRequest{Hash: h.String(), TTLMs: ttl.Milliseconds()})
+	ttlMs := ttl.Milliseconds()
+	if ttl > 0 && ttl%time.Millisecond != 0 {
+		ttlMs++ // round up: a short positive lifetime must not become "never"
+	}
+	res, err := call[api.BlobTicketResponse](ctx, c, api.OpBlobTicket, &api.BlobTicketRequest{Hash: h.String(), TTLMs: ttlMs})
 	if err != nil {
 		return "", err
 	}

@@ -100,6 +100,11 @@ func TestBlobTicketCapability(t *testing.T) {
 	if _, err := download(short); !errors.Is(err, api.ErrUnauthorized) || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("download with an expired ticket: err = %v; want UNAUTHORIZED saying it expired", err)
 	}
+	if tk, err := c.Client(1).BlobTicket(ctxT(t), h, time.Microsecond); err != nil {
+		t.Errorf("BlobTicket(1µs) err = %v", err)
+	} else if bt, err := blob.ParseTicket(tk); err != nil || bt.ExpiresMs == 0 {
+		t.Errorf("BlobTicket(1µs) = %+v, %v; want an expiry, not none", bt, err)
+	}
 	if _, err := c.Client(1).BlobTicket(ctxT(t), h, -time.Second); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Errorf("BlobTicket(negative lifetime) err = %v; want INVALID_ARGUMENT", err)
 	}
