@@ -1,7 +1,9 @@
 package blob
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -53,11 +55,13 @@ func BenchmarkPut(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
+	buf := randBytes(benchSize, 3)
 	b.SetBytes(benchSize)
-	i := int64(0)
+	i := uint64(0)
 	for b.Loop() {
 		i++
-		h, _, err := s.Put(ctx, &patternReader{n: benchSize, off: i}) // distinct content
+		binary.LittleEndian.PutUint64(buf, i) // distinct content
+		h, _, err := s.Put(ctx, bytes.NewReader(buf))
 		if err != nil {
 			b.Fatal(err)
 		}
