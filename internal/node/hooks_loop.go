@@ -214,7 +214,7 @@ func (s *hookService) becomeLeader() error {
 	if err := s.d.SetHandlers(hs); err != nil {
 		n.log.Warn("hooks: skipping invalid stored handlers", "err", err)
 	}
-	if err := s.loadMembers(ctx); err != nil {
+	if err := s.loadMembers(); err != nil {
 		return err
 	}
 	lctx, lcancel := context.WithCancel(n.ctx)
@@ -445,9 +445,10 @@ func (s *hookService) record(ctx context.Context, extra *api.TxnRequest, evs []a
 
 // ---- membership ----
 
-// loadMembers reads the membership last recorded; the first leader ever
-// records the current one (firing nothing).
-func (s *hookService) loadMembers(ctx context.Context) error {
+// loadMembers reads the membership last recorded; when none is (hooks
+// never recorded a membership event), the current one is the baseline,
+// kept in memory only.
+func (s *hookService) loadMembers() error {
 	kvm, _, err := s.n.store.Get([]byte(hookMembersKey), nowMs())
 	if err != nil {
 		return err
@@ -466,13 +467,11 @@ func (s *hookService) loadMembers(ctx context.Context) error {
 		}
 		return nil
 	}
-	cur := s.servers()
-	if cur == nil {
+	if s.members = s.servers(); s.members == nil {
 		return errors.New("reading the raft configuration")
 	}
-	s.members, s.membersRev = nil, 0
-	_, err = s.saveMembers(ctx, cur, nil)
-	return err
+	s.membersRev = 0
+	return nil
 }
 
 // saveMembers records cur as the last membership, with evs, fenced by the
@@ -501,7 +500,9 @@ func (s *hookService) saveMembers(ctx context.Context, cur map[raft.ServerID]raf
 // checkMembership records node_added, node_removed and membership_changed
 // when the Raft configuration differs from the last one recorded (by this
 // leader or a previous one, so a change is recorded once even when the
-// leader that made it died before recording it).
+// leader that made it died before recording it). While no handler wants
+// them and none was ever recorded, the membership is only tracked in
+// memory, so a cluster without hooks stores nothing.
 func (s *hookService) checkMembership() error {
 	cur := s.servers()
 	if cur == nil {
@@ -559,7 +560,11 @@ func (s *hookService) checkMembership() error {
 	}
 	ctx, cancel := context.WithTimeout(s.leadCtx, 5*time.Second)
 	defer cancel()
-	_, err = s.saveMembers(ctx, cur, s.wanted(evs))
+	if evs = s.wanted(evs); len(evs) == 0 && s.membersRev == 0 {
+		s.members = cur
+		return nil
+	}
+	_, err = s.saveMembers(ctx, cur, evs)
 	return err
 }
 
