@@ -221,12 +221,13 @@ func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest)
 		return
 	}
 	r, err := s.Store.Open(ctx, h)
-	if errors.Is(err, ErrNotFound) && s.Fetch != nil && !req.NoFetch {
+	switch {
+	case errors.Is(err, ErrNotFound) && s.Fetch != nil && !req.NoFetch:
+		// a fetch's ErrCorrupt is a peer's bad copy, not ours: no Corrupt
 		if err = s.Fetch(ctx, h); err == nil {
 			r, err = s.Store.Open(ctx, h)
 		}
-	}
-	if errors.Is(err, ErrCorrupt) && s.Corrupt != nil {
+	case errors.Is(err, ErrCorrupt) && s.Corrupt != nil:
 		s.logger().Warn("blob: local copy is corrupt; replacing it", "hash", h.String(), "err", err)
 		if err = s.Corrupt(ctx, h); err == nil {
 			r, err = s.Store.Open(ctx, h)

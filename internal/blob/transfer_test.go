@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -128,5 +129,25 @@ func TestTransferFetchHook(t *testing.T) {
 	var out bytes.Buffer
 	if _, err := Get(ctx, conn, GetRequest{Hash: Sum(data), Length: -1, Proof: proof}, &out); err != nil || out.String() != string(data) {
 		t.Fatalf("Get through Fetch = %q, %v", out.String(), err)
+	}
+}
+
+// TestTransferFetchFromBadPeer: a fetch that fails because a peer's copy
+// is corrupt fails the get, and is not taken for a corrupt local copy.
+func TestTransferFetchFromBadPeer(t *testing.T) {
+	cred := []byte("c")
+	corruptCalls := 0
+	srv := &Server{Store: newStore(t), Credentials: [][]byte{cred},
+		Fetch:   func(context.Context, Hash) error { return fmt.Errorf("node 2: %w", ErrCorrupt) },
+		Corrupt: func(context.Context, Hash) error { corruptCalls++; return nil },
+	}
+	conn, proof := pair(t, srv, cred)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := Get(ctx, conn, GetRequest{Hash: Sum([]byte("x")), Length: -1, Proof: proof}, &bytes.Buffer{}); err == nil {
+		t.Fatal("Get succeeded though the fetch failed")
+	}
+	if corruptCalls != 0 {
+		t.Fatalf("Corrupt called %d times for a peer's bad copy; want 0", corruptCalls)
 	}
 }

@@ -470,7 +470,7 @@ func (b *blobService) fetch(ctx context.Context, h blob.Hash) error {
 	defer cancel()
 	var errs []error
 	for {
-		holders, err := b.replicas(h.String())
+		holders, err := b.holders(ctx, h)
 		if err != nil {
 			return err
 		}
@@ -499,6 +499,17 @@ func (b *blobService) fetch(ctx context.Context, h blob.Hash) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// holders lists the nodes recorded as holding h as the leader knows them
+// (this node's copy of the records may lag behind), or, when the leader
+// cannot answer, as this node knows them.
+func (b *blobService) holders(ctx context.Context, h blob.Hash) ([]uint64, error) {
+	st, err := leaderCall(ctx, b.n, api.OpBlobStatus, &api.BlobHashRequest{Hash: h.String()}, b.status)
+	if err == nil {
+		return st.ReplicaNodes, nil
+	}
+	return b.replicas(h.String())
 }
 
 func (b *blobService) fetchFrom(ctx context.Context, id uint64, h blob.Hash) error {
