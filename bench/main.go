@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -32,7 +33,8 @@ type options struct {
 	duration   time.Duration
 	warmup     time.Duration
 	profileDir string
-	only       string // run only these systems ("aspen", "etcd"), for profiling
+	only       string          // run only this system ("aspen", "etcd"), for profiling
+	workloads  map[string]bool // run only these workloads (nil = all)
 }
 
 func main() {
@@ -75,8 +77,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.jsonFile, "json", "", "also write the table as JSON rows to this file")
 	fs.DurationVar(&o.duration, "duration", 0, "measured time per workload (default 10s, 3s with --quick)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured time before each workload (default 2s, 1s with --quick)")
-	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of each system and size to this directory")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of each system, size and workload (warmup included) to this directory")
 	fs.StringVar(&o.only, "only", "", "run only aspen or only etcd (the other column stays empty)")
+	workloads := fs.String("workloads", "", "run only these workloads, comma-separated (put1,put16,put256,getlin64,getstale64,cas16,batch16); rows of others stay empty")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -89,6 +92,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--sizes: %q is not a cluster size between 1 and 7", s)
 		}
 		o.sizes = append(o.sizes, n)
+	}
+	if *workloads != "" {
+		o.workloads = map[string]bool{}
+		known := map[string]bool{}
+		for _, s := range specs() {
+			known[s.name] = true
+		}
+		for _, w := range strings.Split(*workloads, ",") {
+			w = strings.TrimSpace(w)
+			if !known[w] {
+				return nil, fmt.Errorf("--workloads: unknown workload %q", w)
+			}
+			o.workloads[w] = true
+		}
 	}
 	switch o.only {
 	case "", "aspen", "etcd":
@@ -158,26 +175,24 @@ func runSystem(ctx context.Context, o *options, name string, start func(context.
 	}
 	defer c.close()
 	fmt.Fprintf(log, "%s: %d-node cluster ready in %s (data in %s)\n", name, size, time.Since(t0).Round(time.Millisecond), dir)
-	if o.profileDir != "" {
-		f, err := os.Create(fmt.Sprintf("%s/%s-%d.pprof", o.profileDir, name, size))
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	out := map[string]*bench.Result{}
 	for _, s := range specs() {
+		if o.workloads != nil && !o.workloads[s.name] {
+			continue
+		}
 		cfg := s.cfg
 		cfg.Duration, cfg.Warmup = o.duration, o.warmup
 		conns, closeConns, err := c.dial(cfg.Connections)
 		if err != nil {
 			return nil, err
 		}
+		stopProfile, err := startProfile(o.profileDir, fmt.Sprintf("%s-%d-%s", name, size, s.name))
+		if err != nil {
+			closeConns()
+			return nil, err
+		}
 		res, err := bench.Run(ctx, cfg, conns)
+		stopProfile()
 		closeConns()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
@@ -193,6 +208,26 @@ func runSystem(ctx context.Context, o *options, name string, start func(context.
 		out[s.name] = res
 	}
 	return out, nil
+}
+
+// startProfile starts a CPU profile written to dir/NAME.pprof; with no
+// dir it does nothing.
+func startProfile(dir, name string) (stop func(), err error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // writeTable prints the rows aligned: names left, figures right.
