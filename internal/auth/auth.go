@@ -137,16 +137,15 @@ func mac(key, msg []byte) []byte {
 }
 
 // ConnVerifier checks the proofs that the requests of one connection carry
-// against secret, fetching the connection's exporter once. Every request is
-// checked: an earlier good proof admits nothing, and a bad one does not
-// poison the connection. An empty secret admits nothing, since anyone can
+// against secret, computing the connection's expected proof once. Every
+// request is checked: an earlier good proof admits nothing, and a bad one
+// does not poison the connection. An empty secret admits nothing, since anyone can
 // compute a proof over an empty key. Safe for concurrent use.
 type ConnVerifier struct {
 	secret   []byte
 	exporter func() ([]byte, error)
 	once     sync.Once
-	exp      []byte
-	err      error
+	want     []byte // Proof(secret, exporter); nil when it cannot be computed
 }
 
 // NewConnVerifier returns a verifier for the connection whose TLS exporter
@@ -157,6 +156,10 @@ func NewConnVerifier(secret []byte, exporter func() ([]byte, error)) *ConnVerifi
 
 // Verify reports whether proof proves the secret on this connection.
 func (v *ConnVerifier) Verify(proof []byte) bool {
-	v.once.Do(func() { v.exp, v.err = v.exporter() })
-	return len(v.secret) > 0 && v.err == nil && VerifyProof(v.secret, v.exp, proof)
+	v.once.Do(func() {
+		if exp, err := v.exporter(); err == nil && len(v.secret) > 0 {
+			v.want = Proof(v.secret, exp)
+		}
+	})
+	return v.want != nil && hmac.Equal(v.want, proof)
 }
