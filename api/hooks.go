@@ -107,6 +107,7 @@ type HookTriggerResponse struct {
 	IsSuccess       bool     `cbor:"is_success" json:"is_success"`
 	DispatchedCount int      `cbor:"dispatched_count" json:"dispatched_count"`
 	HandlerFailures []string `cbor:"handler_failures" json:"handler_failures"`
+	EventID         string   `cbor:"event_id,omitempty" json:"event_id,omitempty"` // the synthetic event's ID ("t-…")
 }
 
 // HookMetricsRequest asks for the leader's delivery counters, of one

@@ -268,7 +268,7 @@ func (s *hookService) trigger(ctx context.Context, req *api.HookTriggerRequest) 
 		return nil, err
 	}
 	res := s.d.Dispatch(ctx, ev)
-	out := &api.HookTriggerResponse{IsSuccess: len(res.Failures) == 0, DispatchedCount: res.Dispatched, HandlerFailures: res.Failures}
+	out := &api.HookTriggerResponse{IsSuccess: len(res.Failures) == 0, DispatchedCount: res.Dispatched, HandlerFailures: res.Failures, EventID: ev.ID}
 	if out.HandlerFailures == nil {
 		out.HandlerFailures = []string{}
 	}
