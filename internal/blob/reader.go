@@ -55,6 +55,37 @@ func (s *Store) Open(ctx context.Context, h Hash) (*Reader, error) {
 	return r, nil
 }
 
+// Recovery says how OpenOr gets a good local copy of a blob. Either
+// function may be nil.
+type Recovery struct {
+	// Fetch stores a blob missing here (pulling it from a peer) or fails.
+	Fetch func(ctx context.Context, h Hash) error
+	// Replace drops a corrupt local copy and stores a good one, or fails.
+	Replace func(ctx context.Context, h Hash) error
+}
+
+// OpenOr is Open that, when the blob is missing, fetches it with rec.Fetch
+// and, when the local copy is corrupt, replaces it with rec.Replace, then
+// opens it again. An error of rec.Fetch is returned as it is: a peer's
+// corrupt copy (ErrCorrupt) is not taken for a corrupt local one.
+func (s *Store) OpenOr(ctx context.Context, h Hash, rec Recovery) (*Reader, error) {
+	r, err := s.Open(ctx, h)
+	var again func(context.Context, Hash) error
+	switch {
+	case errors.Is(err, ErrNotFound):
+		again = rec.Fetch
+	case errors.Is(err, ErrCorrupt):
+		again = rec.Replace
+	}
+	if again == nil {
+		return r, err
+	}
+	if err := again(ctx, h); err != nil {
+		return nil, err
+	}
+	return s.Open(ctx, h)
+}
+
 func newReader(h Hash, f *os.File, outboardPath string) (*Reader, error) {
 	fi, err := f.Stat()
 	if err != nil {

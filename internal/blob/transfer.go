@@ -220,19 +220,11 @@ func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest)
 		s.reply(st, &TransferResponse{Error: toAPI(err)})
 		return
 	}
-	r, err := s.Store.Open(ctx, h)
-	switch {
-	case errors.Is(err, ErrNotFound) && s.Fetch != nil && !req.NoFetch:
-		// a fetch's ErrCorrupt is a peer's bad copy, not ours: no Corrupt
-		if err = s.Fetch(ctx, h); err == nil {
-			r, err = s.Store.Open(ctx, h)
-		}
-	case errors.Is(err, ErrCorrupt) && s.Corrupt != nil:
-		s.logger().Warn("blob: local copy is corrupt; replacing it", "hash", h.String(), "err", err)
-		if err = s.Corrupt(ctx, h); err == nil {
-			r, err = s.Store.Open(ctx, h)
-		}
+	rec := Recovery{Fetch: s.Fetch, Replace: s.Corrupt}
+	if req.NoFetch {
+		rec.Fetch = nil
 	}
+	r, err := s.Store.OpenOr(ctx, h, rec)
 	if err != nil {
 		s.reply(st, &TransferResponse{Error: toAPI(err)})
 		return

@@ -505,11 +505,17 @@ func (b *blobService) fetch(ctx context.Context, h blob.Hash) error {
 // (this node's copy of the records may lag behind), or, when the leader
 // cannot answer, as this node knows them.
 func (b *blobService) holders(ctx context.Context, h blob.Hash) ([]uint64, error) {
-	st, err := leaderCall(ctx, b.n, api.OpBlobStatus, &api.BlobHashRequest{Hash: h.String()}, b.status)
+	st, err := b.clusterStatus(ctx, h)
 	if err == nil {
 		return st.ReplicaNodes, nil
 	}
 	return b.replicas(h.String())
+}
+
+// clusterStatus is the status of h read on the leader (linearizable),
+// whichever node this is.
+func (b *blobService) clusterStatus(ctx context.Context, h blob.Hash) (*api.BlobStatusResponse, error) {
+	return leaderCall(ctx, b.n, api.OpBlobStatus, &api.BlobHashRequest{Hash: h.String()}, b.status)
 }
 
 func (b *blobService) fetchFrom(ctx context.Context, id uint64, h blob.Hash) error {

@@ -460,6 +460,7 @@ func (b *blobService) checkLocal() {
 // corrupt drops this node's corrupt copy of h and its replica record, then
 // fetches a good copy from another holder.
 func (b *blobService) corrupt(_ context.Context, h blob.Hash) error {
+	b.n.log.Warn("blob: local copy is corrupt; replacing it", "hash", h.String())
 	ctx, cancel := context.WithTimeout(b.n.ctx, blobFetchWait+blobPushTimeout)
 	defer cancel()
 	if err := b.store.Delete(ctx, h); err != nil {
