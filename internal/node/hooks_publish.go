@@ -19,10 +19,10 @@ import (
 //
 // An event no handler matches on the observing node (stored handlers as
 // its replica has them, or its own in-process subscriptions) is not
-// recorded. What is not guaranteed: an event still queued when its node stops is
+// recorded. Not guaranteed: an event still queued when its node stops is
 // lost, and one whose hook.publish timed out after reaching the leader may
-// be recorded twice (under two IDs). A full queue drops new events (counted
-// and logged).
+// be recorded twice (under two IDs). A full queue drops new events
+// (counted and logged).
 
 // hookQueue bounds the node events waiting to be recorded.
 const hookQueue = 1024
