@@ -17,6 +17,26 @@ import (
 // Hook operations. They run on the leader (the cluster forwards them);
 // metrics and trigger report the leader's in-memory state.
 
+// Headers of a webhook delivery, for receivers. The body is the event's
+// JSON (event_id, event_type, topic, subjects, log_index, timestamp,
+// node_id, payload).
+const (
+	// HookSignatureHeader is "sha256=" + hex HMAC-SHA256(secret, body);
+	// check it with VerifyHookSignature.
+	HookSignatureHeader = hooks.HeaderSignature
+	// HookEventIDHeader is the event's ID: a leader failover may deliver
+	// the event that was in flight again, under the same ID, so a receiver
+	// that must act once de-duplicates on it.
+	HookEventIDHeader = hooks.HeaderEventID
+)
+
+// VerifyHookSignature reports, in constant time, whether header (the
+// HookSignatureHeader of a webhook request) signs body under secret (the
+// handler's --secret).
+func VerifyHookSignature(secret string, body []byte, header string) bool {
+	return hooks.Verify(secret, body, header)
+}
+
 // HookList returns the handlers stored in the cluster.
 func (c *Client) HookList(ctx context.Context) (*api.HookListResponse, error) {
 	return call[api.HookListResponse](ctx, c, api.OpHookList, &api.HookListRequest{})

@@ -62,13 +62,13 @@ func TestHooksOnceAcrossLeaderKill(t *testing.T) {
 	arrived := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if !hooks.Verify(secret, body, r.Header.Get(hooks.HeaderSignature)) {
+		if !client.VerifyHookSignature(secret, body, r.Header.Get(client.HookSignatureHeader)) {
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
 		var ev hooks.Event
 		var p hooks.KVPayload
-		if json.Unmarshal(body, &ev) != nil || json.Unmarshal(ev.Payload, &p) != nil || ev.ID != r.Header.Get(hooks.HeaderEventID) {
+		if json.Unmarshal(body, &ev) != nil || json.Unmarshal(ev.Payload, &p) != nil || ev.ID != r.Header.Get(client.HookEventIDHeader) {
 			http.Error(w, "bad event", http.StatusBadRequest)
 			return
 		}
