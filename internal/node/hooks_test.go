@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -258,16 +259,32 @@ func TestHooksFailover(t *testing.T) {
 		})
 		return got
 	}
+	var last uint64
 	for i := 1; i <= 5; i++ {
-		if _, err := cl.Put(ctx, &api.PutRequest{Key: []byte(fmt.Sprintf("f/%d", i)), Value: []byte("v")}); err != nil {
+		r, err := cl.Put(ctx, &api.PutRequest{Key: []byte(fmt.Sprintf("f/%d", i)), Value: []byte("v")})
+		if err != nil {
 			t.Fatal(err)
 		}
+		last = r.Revision
 	}
 	for k, n := range waitKeys(5) {
 		if n != 1 {
 			t.Errorf("%s fired %d times before the failover; want once", k, n)
 		}
 	}
+	// the stored cursor (readable, not writable, through the KV API) is past
+	// f/5: nothing is in flight when the leader stops
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		r, err := cl.Get(ctx, &api.GetRequest{Key: []byte("_system:hooks:cursor")})
+		if err != nil || r.KV == nil {
+			return fmt.Errorf("hook cursor: %+v, %v", r, err)
+		}
+		rev, _, _ := strings.Cut(string(r.KV.Value), "-")
+		if n, _ := strconv.ParseUint(rev, 10, 64); n < last {
+			return fmt.Errorf("hook cursor %s is before revision %d", r.KV.Value, last)
+		}
+		return nil
+	})
 
 	old := c.WaitLeader()
 	c.Stop(int(old.ID))
