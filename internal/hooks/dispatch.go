@@ -160,6 +160,25 @@ type Result struct {
 	Failures   []string // names of those that failed after their retries, sorted
 }
 
+// Wants reports whether an event published on subjects could reach an
+// enabled handler, so that callers build only the events someone wants. An
+// event not built because of it still counts as processed: see Skipped.
+func (d *Dispatcher) Wants(subjects ...string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, set := range []map[string]*handler{d.subs, d.configured} {
+		for _, h := range set {
+			if *h.cfg.Enabled && matchAny(h.pat, subjects) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Skipped counts an event that no handler wanted as processed.
+func (d *Dispatcher) Skipped() { d.total.Add(1) }
+
 // Dispatch delivers ev to every enabled handler whose pattern matches one
 // of ev.Subjects, each in its own goroutine with its timeout and retries,
 // and returns once all of them have finished. A handler fires at most once

@@ -289,3 +289,33 @@ func TestNewEvent(t *testing.T) {
 		t.Errorf("event = %+v", ev)
 	}
 }
+
+func TestWants(t *testing.T) {
+	d := New(Options{})
+	if d.Wants("hooks.kv.write_committed", "kv.put.users.1") {
+		t.Error("a dispatcher without handlers wants an event")
+	}
+	off := false
+	if err := d.SetHandlers([]api.HookHandler{
+		{Name: "users", Pattern: "kv.put.users.>", Type: api.HookInProcess},
+		{Name: "off", Pattern: ">", Type: api.HookInProcess, Enabled: &off},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		subjects []string
+		want     bool
+	}{
+		{[]string{"hooks.kv.write_committed", "kv.put.users.1"}, true},
+		{[]string{"hooks.kv.write_committed", "kv.put.orders.1"}, false}, // the catch-all is disabled
+		{[]string{"hooks.kv.delete_committed", "kv.delete.users.1"}, false},
+	} {
+		if got := d.Wants(c.subjects...); got != c.want {
+			t.Errorf("Wants(%v) = %v, want %v", c.subjects, got, c.want)
+		}
+	}
+	d.Skipped()
+	if m := d.Metrics(""); m.TotalEventsProcessed != 1 {
+		t.Errorf("total after Skipped = %d, want 1", m.TotalEventsProcessed)
+	}
+}
