@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,9 +79,11 @@ type TransferResponse struct {
 // first ServeConn.
 type Server struct {
 	Store *Store
-	// Credentials are the secrets a caller may prove (the client credential
-	// and the node secret). At least one is required.
-	Credentials [][]byte
+	// Credentials are the secrets a client may prove (the client
+	// credential); PeerCredentials those a peer node proves (the node
+	// secret). Together at least one is required.
+	Credentials     [][]byte
+	PeerCredentials [][]byte
 	// CapabilityKey checks the read capabilities of blob tickets
 	// (auth.Keys.Capability); when empty, tickets are refused.
 	CapabilityKey []byte
@@ -96,6 +99,10 @@ type Server struct {
 	// Added, when set, is called after a client's (not a replica's) put
 	// succeeded; it must not block.
 	Added func(res PutResult)
+	// Served, when set, is called after a get by a client or a ticket
+	// holder (not a peer fetching a replica) sent its slice; it must not
+	// block.
+	Served func(h Hash, offset, length int64)
 	// Corrupt, when set, is called when a get finds the local copy corrupt
 	// (ErrCorrupt); it should drop the copy and fetch a good one. A get that
 	// found it on opening is then served from the new copy; one that found
@@ -149,33 +156,33 @@ func (s *Server) logger() *slog.Logger {
 // one of the Credentials admits anything; a read capability (ReadCap)
 // admits a get of its own blob until it expires. A refusal is an
 // UNAUTHORIZED *api.Error saying why.
-func (s *Server) authorize(exp []byte, expErr error, req *TransferRequest) error {
+func (s *Server) authorize(exp []byte, expErr error, req *TransferRequest) (peer bool, err error) {
 	if expErr != nil {
-		return api.Errorf(api.CodeUnauthorized, "cannot check credentials on this connection: %v", expErr)
+		return false, api.Errorf(api.CodeUnauthorized, "cannot check credentials on this connection: %v", expErr)
 	}
 	if !req.ReadCap {
-		for _, c := range s.Credentials {
+		for i, c := range slices.Concat(s.Credentials, s.PeerCredentials) {
 			if len(c) > 0 && auth.VerifyProof(c, exp, req.Auth) {
-				return nil
+				return i >= len(s.Credentials), nil
 			}
 		}
-		return api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster")
+		return false, api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster")
 	}
 	if req.Op != OpGet {
-		return api.Errorf(api.CodeUnauthorized, "a blob ticket only allows reading its blob, not %q", req.Op)
+		return false, api.Errorf(api.CodeUnauthorized, "a blob ticket only allows reading its blob, not %q", req.Op)
 	}
 	h, err := hashOf(req.Hash)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(s.CapabilityKey) == 0 || !auth.VerifyProof(ReadCapability(s.CapabilityKey, h, req.ExpiresMs), exp, req.Auth) {
-		return api.Errorf(api.CodeUnauthorized, "blob ticket not valid for blob %s: forged, altered, or issued for another blob or cluster", h)
+		return false, api.Errorf(api.CodeUnauthorized, "blob ticket not valid for blob %s: forged, altered, or issued for another blob or cluster", h)
 	}
 	if req.ExpiresMs != 0 && time.Now().UnixMilli() >= req.ExpiresMs {
-		return api.Errorf(api.CodeUnauthorized, "blob ticket expired at %s: ask for a new one (aspen-cli blob ticket %s)",
+		return false, api.Errorf(api.CodeUnauthorized, "blob ticket expired at %s: ask for a new one (aspen-cli blob ticket %s)",
 			time.UnixMilli(req.ExpiresMs).UTC().Format(time.RFC3339), h)
 	}
-	return nil
+	return false, nil
 }
 
 func (s *Server) serveStream(ctx context.Context, st *quic.Stream, exp []byte, expErr error) {
@@ -190,7 +197,8 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, exp []byte, e
 		s.reply(st, &TransferResponse{Error: toAPI(err)})
 		return
 	}
-	if err := s.authorize(exp, expErr, &req); err != nil {
+	peer, err := s.authorize(exp, expErr, &req)
+	if err != nil {
 		st.CancelRead(0)
 		s.reply(st, &TransferResponse{Error: toAPI(err)})
 		return
@@ -198,7 +206,7 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, exp []byte, e
 	switch req.Op {
 	case OpGet:
 		st.CancelRead(0)
-		s.get(ctx, st, &req)
+		s.get(ctx, st, &req, peer)
 	case OpPut:
 		s.put(ctx, st, &req)
 	default:
@@ -214,7 +222,7 @@ func (s *Server) reply(st *quic.Stream, resp *TransferResponse) {
 	}
 }
 
-func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest) {
+func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest, peer bool) {
 	h, err := hashOf(req.Hash)
 	if err != nil {
 		s.reply(st, &TransferResponse{Error: toAPI(err)})
@@ -253,6 +261,10 @@ func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest)
 				s.logger().Warn("blob: replacing corrupt copy failed", "hash", h.String(), "err", err)
 			}
 		}
+		return
+	}
+	if !peer && s.Served != nil {
+		s.Served(h, off, n)
 	}
 }
 

@@ -105,8 +105,12 @@ func (n *Node) startBlobs() error {
 	rpc.Handle(n.reg, api.OpBlobTicket, b.ticket)
 	rpc.Handle(n.reg, api.OpBlobForget, b.forget)
 	srv := &blob.Server{
-		Store:         st,
-		Credentials:   [][]byte{n.keys.Client, n.keys.Node},
+		Store:           st,
+		Credentials:     [][]byte{n.keys.Client},
+		PeerCredentials: [][]byte{n.keys.Node},
+		Served: func(h blob.Hash, off, length int64) {
+			n.blobEvent(evBlobDownloaded, true, map[string]any{"hash": h.String(), "offset": off, "length": length, "node_id": n.cfg.NodeID})
+		},
 		CapabilityKey: n.keys.Capability,
 		Fetch:         b.fetch,
 		Stored:        b.stored,

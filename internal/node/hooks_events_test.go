@@ -112,6 +112,11 @@ func TestHooksNodeEvents(t *testing.T) {
 	}
 	h := `"hash":"` + add.Hash + `"`
 	all.waitFor(t, hooks.TypeBlobAdded, h)
+	var got strings.Builder
+	if _, err := cl.BlobGet(ctx, add.Hash, &got); err != nil || got.String() != "hello hooks" {
+		t.Fatalf("BlobGet = %q, %v", got.String(), err)
+	}
+	all.waitFor(t, hooks.TypeBlobDownloaded, h, `"length":11`)
 	if _, err := cl.BlobProtect(ctx, add.Hash, "one"); err != nil {
 		t.Fatal(err)
 	}
@@ -146,10 +151,16 @@ func TestHooksNodeEvents(t *testing.T) {
 		}
 	}
 	all.mu.Unlock()
-	want := "blob_added,blob_protected,blob_protected,blob_unprotected,blob_deleted"
+	want := "blob_added,blob_downloaded,blob_protected,blob_protected,blob_unprotected,blob_deleted"
 	if got := strings.Join(order, ","); got != want {
 		t.Errorf("blob events %s; want %s", got, want)
 	}
+
+	// a key whose TTL passes fires ttl_expired, naming it
+	if _, err := cl.Put(ctx, &api.PutRequest{Key: []byte("short-lived"), Value: []byte("x"), TTLMs: 100}); err != nil {
+		t.Fatal(err)
+	}
+	all.waitFor(t, hooks.TypeTTLExpired, `"short-lived"`, `"count":1`)
 
 	// unsubscribed: "all" gets nothing more, "kv" still gets its events
 	unsubscribe()
