@@ -47,7 +47,7 @@ func checkLinearizable(t *testing.T, nemeses ...chaos.Nemesis) {
 	s := seed(t)
 	c := newCluster(t, s)
 	rep := chaos.Run(c, chaos.Config{Seed: s, Duration: short, Hold: 1200 * time.Millisecond, Quiet: 400 * time.Millisecond,
-		Timed: 2, Nemeses: nemeses, Logf: t.Logf}, 20*time.Second)
+		Timed: 3, Nemeses: nemeses, Logf: t.Logf}, 20*time.Second)
 	if len(nemeses) > 0 && len(rep.Faults) == 0 {
 		t.Errorf("no fault was injected")
 	}

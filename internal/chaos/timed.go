@@ -3,6 +3,7 @@ package chaos
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -21,6 +22,10 @@ import (
 //   - TTL keys: each is written once with a short TTL, then read (through
 //     any node, linearizably) until it is gone and a few times after. A key
 //     read present after a read saw it gone has come back from expiry.
+//   - Leases: each is granted with a 1 s TTL, kept alive once (the
+//     deadline must not move back) and then asked about until it is gone
+//     (NOT_FOUND) and a few times after; a lease found again after it was
+//     gone has come back from expiry.
 //   - A lock with fencing tokens (TimedLock): holders acquire it with a
 //     fixed TTL, maybe renew it, and release it. Tokens must be unique and
 //     grow in real-time order; when a holder's release succeeded (the
@@ -37,6 +42,8 @@ const (
 type TimedReport struct {
 	TTLKeys    int64    `json:"ttl_keys"`    // TTL keys written and acknowledged
 	TTLExpired int64    `json:"ttl_expired"` // of those, seen gone
+	Leases     int64    `json:"leases"`      // leases granted
+	LeasesGone int64    `json:"leases_gone"` // of those, seen expired
 	Holds      int      `json:"lock_holds"`  // lock acquisitions granted
 	Releases   int      `json:"releases"`    // of those, released while still held
 	Violations []string `json:"violations"`  // each broken rule, with the evidence
@@ -44,8 +51,8 @@ type TimedReport struct {
 
 // Summary describes the report on one line.
 func (r TimedReport) Summary() string {
-	return fmt.Sprintf("%d TTL keys (%d seen expired), %d lock holds (%d released in time), %d violations",
-		r.TTLKeys, r.TTLExpired, r.Holds, r.Releases, len(r.Violations))
+	return fmt.Sprintf("%d TTL keys (%d seen expired), %d leases (%d seen expired), %d lock holds (%d released in time), %d violations",
+		r.TTLKeys, r.TTLExpired, r.Leases, r.LeasesGone, r.Holds, r.Releases, len(r.Violations))
 }
 
 // Err reports the violations, or nil.
@@ -76,6 +83,7 @@ type hold struct {
 // timed collects the timed workload's observations.
 type timed struct {
 	ttlKeys, ttlExpired atomic.Int64
+	leases, leasesGone  atomic.Int64
 	mu                  sync.Mutex // guards holds and violations
 	holds               []hold
 	violations          []string
@@ -92,17 +100,23 @@ func (t *timed) violate(format string, args ...any) {
 func (t *timed) counts() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return fmt.Sprintf("ttl keys %d (%d expired), lock holds %d", t.ttlKeys.Load(), t.ttlExpired.Load(), len(t.holds))
+	return fmt.Sprintf("ttl keys %d (%d expired), leases %d (%d expired), lock holds %d",
+		t.ttlKeys.Load(), t.ttlExpired.Load(), t.leases.Load(), t.leasesGone.Load(), len(t.holds))
 }
 
-// work alternates TTL-key rounds and lock rounds until ctx ends.
+// work takes turns at TTL-key, lock and lease rounds until ctx ends;
+// worker id starts at round id, so a short run with 3 workers has all
+// three kinds.
 func (t *timed) work(ctx context.Context, cl *client.Client, id int, rng *rand.Rand, cfg *Config) {
-	for seq := 0; ctx.Err() == nil; seq++ {
+	for seq := id; ctx.Err() == nil; seq++ {
 		var ok bool
-		if seq%2 == 0 {
+		switch seq % 3 {
+		case 0:
 			ok = t.ttlRound(ctx, cl, fmt.Sprintf("ttl/%d/%d", id, seq), rng, cfg)
-		} else {
+		case 1:
 			ok = t.lockRound(ctx, cl, fmt.Sprintf("w%d", id), rng, cfg)
+		default:
+			ok = t.leaseRound(ctx, cl, rng, cfg)
 		}
 		if !ok && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond) // do not spin while the cluster has no leader
@@ -122,28 +136,74 @@ func (t *timed) ttlRound(ctx context.Context, cl *client.Client, key string, rng
 		return false // not acknowledged: an unknown outcome is not checked
 	}
 	t.ttlKeys.Add(1)
+	t.untilGone(ctx, rng, cfg, time.Duration(ttl)*time.Millisecond, &t.ttlExpired, func(octx context.Context) (bool, string, error) {
+		r, err := cl.Get(octx, &api.GetRequest{Key: []byte(key)})
+		if err != nil {
+			return false, "", err
+		}
+		return r.KV != nil, fmt.Sprintf("TTL key %s (ttl %d ms) read present at revision %d", key, ttl, r.Revision), nil
+	})
+	return true
+}
+
+// leaseRound grants a lease of 1 s, keeps it alive once after 0-300 ms
+// and asks about it until it is gone; ok is false when the grant was not
+// acknowledged.
+func (t *timed) leaseRound(ctx context.Context, cl *client.Client, rng *rand.Rand, cfg *Config) bool {
+	octx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
+	g, err := cl.LeaseGrant(octx, &api.LeaseGrantRequest{TTLSeconds: 1})
+	cancel()
+	if err != nil {
+		return false
+	}
+	t.leases.Add(1)
+	id := &api.LeaseRequest{LeaseID: g.LeaseID}
+	time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+	octx, cancel = context.WithTimeout(ctx, cfg.OpTimeout)
+	k, err := cl.LeaseKeepAlive(octx, id)
+	cancel()
+	if err == nil && k.DeadlineMs < g.DeadlineMs {
+		t.violate("lease %d: keepalive moved its deadline from %d to %d", g.LeaseID, g.DeadlineMs, k.DeadlineMs)
+	}
+	t.untilGone(ctx, rng, cfg, time.Second, &t.leasesGone, func(octx context.Context) (bool, string, error) {
+		r, err := cl.LeaseTTL(octx, id)
+		switch {
+		case errors.Is(err, api.ErrNotFound):
+			return false, "", nil
+		case err != nil:
+			return false, "", err
+		}
+		return true, fmt.Sprintf("lease %d found (deadline %d)", g.LeaseID, r.DeadlineMs), nil
+	})
+	return true
+}
+
+// untilGone asks present (through any node, linearizably) every 20-100 ms
+// until it answers false, then three more times, for at most ttl + 5 s; an
+// answer true after a false is a violation, described by present's
+// second result. gone counts the things seen gone.
+func (t *timed) untilGone(ctx context.Context, rng *rand.Rand, cfg *Config, ttl time.Duration, gone *atomic.Int64,
+	present func(context.Context) (bool, string, error)) {
 	goneAt, after := time.Time{}, 0
-	deadline := time.Now().Add(time.Duration(ttl)*time.Millisecond + 5*time.Second)
+	deadline := time.Now().Add(ttl + 5*time.Second)
 	for after < 3 && time.Now().Before(deadline) && ctx.Err() == nil {
 		octx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
 		call := time.Now()
-		r, err := cl.Get(octx, &api.GetRequest{Key: []byte(key)})
+		there, what, err := present(octx)
 		cancel()
 		switch {
 		case err != nil:
-		case r.KV == nil && goneAt.IsZero():
+		case !there && goneAt.IsZero():
 			goneAt = call
-			t.ttlExpired.Add(1)
-		case r.KV == nil:
+			gone.Add(1)
+		case !there:
 			after++
 		case !goneAt.IsZero():
-			t.violate("TTL key %s (ttl %d ms) read present at revision %d, %v after a read saw it expired",
-				key, ttl, r.Revision, call.Sub(goneAt).Round(time.Millisecond))
-			return true
+			t.violate("%s, %v after a read saw it expired", what, call.Sub(goneAt).Round(time.Millisecond))
+			return
 		}
 		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond)
 	}
-	return true
 }
 
 // lockRound tries to take TimedLock, holds it 0-300 ms, renews it half of
@@ -227,7 +287,8 @@ func (t *timed) report() TimedReport {
 		}
 	}
 	return TimedReport{
-		TTLKeys: t.ttlKeys.Load(), TTLExpired: t.ttlExpired.Load(), Holds: len(holds), Releases: releases,
+		TTLKeys: t.ttlKeys.Load(), TTLExpired: t.ttlExpired.Load(), Leases: t.leases.Load(), LeasesGone: t.leasesGone.Load(),
+		Holds: len(holds), Releases: releases,
 		Violations: append(slices.Clone(t.violations), v...),
 	}
 }
