@@ -1,8 +1,11 @@
-// Package chaos runs workloads against an in-process cluster while nemeses
-// inject faults, and judges the outcome: a porcupine linearizability check
-// of a get/put/CAS/delete history (package linearize), and a durability
-// check of acknowledged atomic adds. The tests of this package run short
-// campaigns in `go test`; cmd/aspen-chaos runs long ones.
+// Package chaos runs workloads against a cluster (in-process, package
+// clustertest, or real aspen-node processes, package proctest) while
+// nemeses inject faults, and judges the outcome: a porcupine
+// linearizability check of a get/put/CAS/delete history (package
+// linearize), a durability check of acknowledged atomic adds, and the
+// time-safety rules of TTL keys, leases and a fenced lock (timed.go). The
+// tests of this package run short campaigns in `go test`; cmd/aspen-chaos
+// runs long ones.
 //
 // Threads: Run's caller goroutine owns the cluster (it injects and undoes
 // faults, stops and starts nodes); workload goroutines only use their own
