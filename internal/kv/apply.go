@@ -115,7 +115,7 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 	}
 	a.nowMs = a.advanceClock(cmd.NowMs)
 	if cmd.Txn != nil {
-		o := &overlay{kv: a.kv, nowMs: a.nowMs, index: index, writes: map[string]*record{}}
+		o := &overlay{kv: a.kv, nowMs: a.nowMs, index: index, writes: map[string]*record{}, stored: map[string]*record{}}
 		resp, opErr, err := o.txn(cmd.Txn)
 		if err != nil {
 			return nil, err
@@ -123,7 +123,7 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 		if opErr != nil {
 			return &ApplyResult{Err: opErr}, nil
 		}
-		if err := a.commit(o.writes); err != nil {
+		if err := a.commit(o); err != nil {
 			return nil, err
 		}
 		return &ApplyResult{Txn: resp}, nil
@@ -151,7 +151,7 @@ func (a *applier) expire(nowMs int64, keys []ExpiredKey) (int, error) {
 		if r.ModRevision != e.ModRevision || r.live(nowMs) {
 			continue
 		}
-		if err := a.write(string(e.Key), nil); err != nil {
+		if err := a.write(string(e.Key), nil, r); err != nil {
 			return n, err
 		}
 		n++
@@ -160,34 +160,35 @@ func (a *applier) expire(nowMs int64, keys []ExpiredKey) (int, error) {
 }
 
 // commit writes the pending writes of a transaction in key order.
-func (a *applier) commit(writes map[string]*record) error {
-	keys := make([]string, 0, len(writes))
-	for k := range writes {
+func (a *applier) commit(o *overlay) error {
+	keys := make([]string, 0, len(o.writes))
+	for k := range o.writes {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if err := a.write(k, writes[k]); err != nil {
+		old, err := o.storedRecord([]byte(k)) // read by the transaction already: no second lookup
+		if err != nil {
+			return err
+		}
+		if err := a.write(k, o.writes[k], old); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// write stores r under key (nil r deletes it), keeping the TTL index in step
-// and recording the change in the history: a put event for every r, a delete
-// event when a stored record (live or expired) is removed.
-func (a *applier) write(key string, r *record) error {
+// write stores r under key (nil r deletes it) in place of old, the record
+// stored there (nil = none), keeping the TTL index in step and recording the
+// change in the history: a put event for every r, a delete event when a
+// stored record (live or expired) is removed.
+func (a *applier) write(key string, r, old *record) error {
 	k := []byte(key)
 	ev := &storedEvent{Kind: EventPut, Key: k}
 	if r == nil {
 		ev.Kind = EventDelete
 	}
-	if raw := a.kv.Get(k); raw != nil {
-		old, err := decodeRecord(k, raw)
-		if err != nil {
-			return err
-		}
+	if old != nil {
 		if r == nil || old.live(a.nowMs) {
 			ev.Prev, ev.HasPrev = old.Value, true
 		}
@@ -232,18 +233,32 @@ type overlay struct {
 	nowMs  int64
 	index  uint64
 	writes map[string]*record // nil = deleted
+	stored map[string]*record // records read from the bucket (nil = absent), decoded once
+}
+
+// storedRecord returns the record of key in the bucket (live or expired),
+// or nil, reading and decoding it at most once per transaction.
+func (o *overlay) storedRecord(key []byte) (*record, error) {
+	if r, ok := o.stored[string(key)]; ok {
+		return r, nil
+	}
+	var r *record
+	if raw := o.kv.Get(key); raw != nil {
+		var err error
+		if r, err = decodeRecord(key, raw); err != nil {
+			return nil, err
+		}
+	}
+	o.stored[string(key)] = r
+	return r, nil
 }
 
 // get returns the live record of key, or nil.
 func (o *overlay) get(key []byte) (*record, error) {
 	r, ok := o.writes[string(key)]
 	if !ok {
-		raw := o.kv.Get(key)
-		if raw == nil {
-			return nil, nil
-		}
 		var err error
-		if r, err = decodeRecord(key, raw); err != nil {
+		if r, err = o.storedRecord(key); err != nil {
 			return nil, err
 		}
 	}
