@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
 	"github.com/aspen-dev/aspen/client"
 	"github.com/aspen-dev/aspen/internal/proctest"
 )
@@ -105,14 +107,22 @@ func restoreProcesses(p *proctest.Cluster) {
 
 // runProcessCampaign builds aspen-node, starts cp.Nodes processes under a
 // new temporary directory, runs the workload under cp.ProcessNemeses and
-// kills the processes. A harness failure panics with harnessFailure
+// kills the processes. The directory (data dirs, node logs) is removed
+// unless the run failed. A harness failure panics with harnessFailure
 // (RunCampaign recovers it).
 func runProcessCampaign(cp Campaign, cfg Config) Report {
 	dir, err := os.MkdirTemp("", "aspen-chaos-proc-")
 	if err != nil {
 		panic(harnessFailure(fmt.Sprintf("temp dir: %v", err)))
 	}
-	defer os.RemoveAll(dir)
+	keep := true // the nodes' logs and data dirs, unless the run passes
+	defer func() {
+		if keep {
+			cfg.Logf("kept the nodes' data dirs and logs in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
 	bin, err := proctest.Build(dir)
 	if err != nil {
 		panic(harnessFailure(err.Error()))
@@ -136,7 +146,9 @@ func runProcessCampaign(cp Campaign, cfg Config) Report {
 		defer cls[i].Close()
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 3))
-	return runWorkload(cls, cfg, cp.CheckTimeout, func(rep *Report) {
+	rep := runWorkload(cls, cfg, cp.CheckTimeout, func(rep *Report) {
 		inject(p, cp.ProcessNemeses, &cfg, rng, rep, func() { restoreProcesses(p) })
 	})
+	keep = rep.Lin.Verdict != porcupine.Ok || rep.CounterErr() != nil || rep.Timed.Err() != nil
+	return rep
 }
