@@ -193,7 +193,7 @@ func (b *blobService) register(ctx context.Context, req *api.BlobRegisterRequest
 			return nil, err
 		}
 	}
-	now := nowMs()
+	now := b.n.stampMs()
 	meta, err := rpc.Marshal(blobMeta{SizeBytes: req.SizeBytes, CreatedMs: now})
 	if err != nil {
 		return nil, err
@@ -282,7 +282,7 @@ func (b *blobService) readKey(ctx context.Context, key []byte) (*api.KeyValue, e
 	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, err
 	}
-	kv, _, err := b.n.store.Get(key, nowMs())
+	kv, _, err := b.n.store.Get(key, b.n.stampMs())
 	return kv, err
 }
 
@@ -292,7 +292,7 @@ func (b *blobService) scanAll(prefix string) ([]api.KeyValue, error) {
 	var out []api.KeyValue
 	var after []byte
 	for {
-		kvs, more, _, err := b.n.store.Scan([]byte(prefix), after, api.MaxScanLimit, nowMs())
+		kvs, more, _, err := b.n.store.Scan([]byte(prefix), after, api.MaxScanLimit, b.n.stampMs())
 		if err != nil {
 			return nil, err
 		}
@@ -333,7 +333,7 @@ func (b *blobService) list(ctx context.Context, req *api.BlobListRequest) (*api.
 	if err := b.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, err
 	}
-	kvs, more, _, err := b.n.store.Scan([]byte(blobMetaPrefix), after, limit, nowMs())
+	kvs, more, _, err := b.n.store.Scan([]byte(blobMetaPrefix), after, limit, b.n.stampMs())
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ const (
 // storedPolicy reads the policy from the local store.
 func (b *blobService) storedPolicy() (api.BlobPolicy, error) {
 	var p api.BlobPolicy
-	kv, _, err := b.n.store.Get([]byte(blobPolicyKey), nowMs())
+	kv, _, err := b.n.store.Get([]byte(blobPolicyKey), b.n.stampMs())
 	if err != nil || kv == nil {
 		return p, err
 	}
@@ -633,7 +633,7 @@ func (b *blobService) collectRecords(p api.BlobPolicy) {
 	if err != nil {
 		return
 	}
-	cutoff := nowMs() - p.GCGraceMs
+	cutoff := b.n.stampMs() - p.GCGraceMs
 	for _, kv := range metas {
 		hex := string(kv.Key[len(blobMetaPrefix):])
 		var m blobMeta
@@ -677,7 +677,7 @@ func (b *blobService) collectFiles(p api.BlobPolicy) {
 			if in.ModTime.After(cutoff) {
 				continue
 			}
-			kv, _, err := b.n.store.Get([]byte(blobMetaPrefix+in.Hash.String()), nowMs())
+			kv, _, err := b.n.store.Get([]byte(blobMetaPrefix+in.Hash.String()), b.n.stampMs())
 			if err != nil || kv != nil {
 				continue
 			}

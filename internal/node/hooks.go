@@ -155,7 +155,7 @@ func (s *hookService) stored() ([]api.HookHandler, error) {
 }
 
 func (s *hookService) storedKVs() ([]api.KeyValue, error) {
-	kvs, _, _, err := s.n.store.Scan([]byte(hookHandlerPrefix), nil, api.MaxHookHandlers+1, nowMs())
+	kvs, _, _, err := s.n.store.Scan([]byte(hookHandlerPrefix), nil, api.MaxHookHandlers+1, s.n.stampMs())
 	return kvs, err
 }
 
@@ -343,7 +343,7 @@ func (s *hookService) triggerURL(ctx context.Context, req *api.HookTriggerURLReq
 	if err := s.n.readFence(ctx, api.Linearizable); err != nil {
 		return nil, err
 	}
-	kvr, _, err := s.n.store.Get(hookURLKey(req.Token), nowMs())
+	kvr, _, err := s.n.store.Get(hookURLKey(req.Token), s.n.stampMs())
 	if err != nil {
 		return nil, err
 	}

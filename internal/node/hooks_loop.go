@@ -186,7 +186,7 @@ func (s *hookService) becomeLeader() error {
 			return fmt.Errorf("storing hook %q of the config file: %w", h.Name, err)
 		}
 	}
-	kvc, _, err := n.store.Get([]byte(hookCursorKey), nowMs())
+	kvc, _, err := n.store.Get([]byte(hookCursorKey), n.stampMs())
 	if err != nil {
 		return err
 	}
@@ -456,7 +456,7 @@ func (s *hookService) record(ctx context.Context, extra *api.TxnRequest, evs []a
 // never recorded a membership event), the current one is the baseline,
 // kept in memory only.
 func (s *hookService) loadMembers() error {
-	kvm, _, err := s.n.store.Get([]byte(hookMembersKey), nowMs())
+	kvm, _, err := s.n.store.Get([]byte(hookMembersKey), s.n.stampMs())
 	if err != nil {
 		return err
 	}
