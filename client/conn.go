@@ -77,6 +77,7 @@ var readOnly = map[string]bool{
 	api.OpBlobHas: true, api.OpBlobList: true, api.OpBlobStatus: true, api.OpBlobTicket: true,
 	api.OpBarrierStatus: true, api.OpServiceGet: true, api.OpServiceList: true, api.OpServiceDiscover: true,
 	api.OpLeaseTTL: true, api.OpLeaseList: true, api.OpLockStatus: true,
+	api.OpWorkerStatus: true, api.OpWorkerTasks: true,
 }
 
 func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {

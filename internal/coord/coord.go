@@ -160,6 +160,18 @@ func (s *Service) Register(reg *rpc.Registry) {
 	rpc.Handle(reg, api.OpServiceGet, s.ServiceGet)
 	rpc.Handle(reg, api.OpServiceList, s.ServiceList)
 	rpc.Handle(reg, api.OpServiceDiscover, s.ServiceDiscover)
+
+	rpc.Handle(reg, api.OpWorkerRegister, s.WorkerRegister)
+	rpc.Handle(reg, api.OpWorkerHeartbeat, s.WorkerHeartbeat)
+	rpc.Handle(reg, api.OpWorkerDeregister, s.WorkerDeregister)
+	rpc.Handle(reg, api.OpWorkerSubmit, s.WorkerSubmit)
+	rpc.Handle(reg, api.OpWorkerClaim, s.WorkerClaim)
+	rpc.Handle(reg, api.OpWorkerStart, s.WorkerStart)
+	rpc.Handle(reg, api.OpWorkerComplete, s.WorkerComplete)
+	rpc.Handle(reg, api.OpWorkerFail, s.WorkerFail)
+	rpc.Handle(reg, api.OpWorkerSteal, s.WorkerSteal)
+	rpc.Handle(reg, api.OpWorkerStatus, s.WorkerStatus)
+	rpc.Handle(reg, api.OpWorkerTasks, s.WorkerTasks)
 }
 
 // errContention is returned when maxAttempts compare-and-swaps all lost.

@@ -1,0 +1,770 @@
+package coord
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aspen-dev/aspen/api"
+)
+
+// PrefixWorker is the key prefix of the worker coordinator: per pool, one
+// record per worker at PrefixWorker+pool+":w:"+id and one per unfinished
+// task at PrefixWorker+pool+":t:"+id.
+const PrefixWorker = "__coord:worker:"
+
+// workerScanPage is the page size of the worker coordinator's scans.
+const workerScanPage = 256
+
+// workerClaimRounds bounds how often a claim or steal scans again when
+// every task it picked was taken by a concurrent request.
+const workerClaimRounds = 4
+
+// workerRecord is one worker of a pool. Load and Started count the tasks
+// assigned to its current token (all of them, and those started); they
+// change only in transactions that also change those tasks, so a live
+// worker's Load is exact and never exceeds Capacity. A record is never
+// deleted (tokens keep increasing); deregistration sets DeadlineMs to 0.
+type workerRecord struct {
+	Capacity       int    `json:"capacity"`
+	FencingToken   uint64 `json:"fencing_token"`
+	TTLMs          int64  `json:"ttl_ms"`
+	RegisteredAtMs int64  `json:"registered_at_ms"`
+	DeadlineMs     int64  `json:"deadline_ms"` // unix ms, leader clock; 0 = deregistered
+	Load           int    `json:"load"`
+	Started        int    `json:"started"`
+	Completed      uint64 `json:"completed"`
+}
+
+func (w *workerRecord) live(nowMs int64) bool {
+	return w != nil && w.DeadlineMs != 0 && nowMs < w.DeadlineMs
+}
+
+// taskRecord is one unfinished task; a completed task's record is deleted.
+// Worker and Token name its owner while State is assigned or started.
+type taskRecord struct {
+	Payload       []byte `json:"payload"`
+	State         string `json:"state"`
+	Worker        string `json:"worker,omitempty"`
+	Token         uint64 `json:"token,omitempty"`
+	Attempts      int    `json:"attempts"`
+	SubmittedAtMs int64  `json:"submitted_at_ms"`
+	AssignedAtMs  int64  `json:"assigned_at_ms,omitempty"`
+	LastError     string `json:"last_error,omitempty"`
+}
+
+// ownerDead reports whether t is assigned to a registration that is over:
+// its worker's record (from owners) carries a later token, or that token's
+// deadline passed or it deregistered. Both only ever stay true (tokens
+// increase; an expired registration cannot be heartbeated), so a snapshot
+// of the worker records that says "dead" stays right. A worker missing
+// from owners registered after the snapshot: live.
+func ownerDead(t *taskRecord, owners map[string]*workerRecord, nowMs int64) bool {
+	if t.State == api.WorkerTaskPending {
+		return false
+	}
+	w := owners[t.Worker]
+	if w == nil {
+		return false
+	}
+	return w.FencingToken > t.Token || (w.FencingToken == t.Token && !w.live(nowMs))
+}
+
+// claimable reports whether t may be placed on a worker: pending, or held
+// by a dead owner.
+func claimable(t *taskRecord, owners map[string]*workerRecord, nowMs int64) bool {
+	return t != nil && (t.State == api.WorkerTaskPending || ownerDead(t, owners, nowMs))
+}
+
+// effectiveState is t's state as reported: a dead owner's task is pending.
+func effectiveState(t *taskRecord, owners map[string]*workerRecord, nowMs int64) string {
+	if ownerDead(t, owners, nowMs) {
+		return api.WorkerTaskPending
+	}
+	return t.State
+}
+
+// workerRefusal says why worker id's request with token is refused, or ""
+// when w is its live registration (or any registration when allowExpired).
+func workerRefusal(w *workerRecord, id string, token uint64, nowMs int64, allowExpired bool) string {
+	switch {
+	case w == nil || w.DeadlineMs == 0:
+		return fmt.Sprintf("worker %s is not registered", id)
+	case w.FencingToken != token:
+		return fmt.Sprintf("fencing token mismatch: worker %s is registered with token %d, not %d", id, w.FencingToken, token)
+	case !allowExpired && !w.live(nowMs):
+		return fmt.Sprintf("worker %s registration expired %d ms ago", id, nowMs-w.DeadlineMs)
+	}
+	return ""
+}
+
+// decideWorkerRegister issues the previous token + 1 with no load: the
+// tasks of the earlier registration belong to a dead owner from now on.
+func decideWorkerRegister(cur *workerRecord, capacity int, ttlMs, nowMs int64) *workerRecord {
+	next := &workerRecord{Capacity: capacity, FencingToken: 1, TTLMs: ttlMs, RegisteredAtMs: nowMs, DeadlineMs: nowMs + ttlMs}
+	if cur != nil {
+		next.FencingToken, next.Completed = cur.FencingToken+1, cur.Completed
+	}
+	return next
+}
+
+// decideWorkerChange heartbeats (deadline = now + TTL, live only) or
+// deregisters (expired too) the registration with token.
+func decideWorkerChange(cur *workerRecord, id, op string, token uint64, nowMs int64) (*workerRecord, string) {
+	if msg := workerRefusal(cur, id, token, nowMs, op == "deregister"); msg != "" {
+		return nil, msg
+	}
+	next := *cur
+	if op == "deregister" {
+		next.DeadlineMs, next.Load, next.Started = 0, 0, 0
+	} else {
+		next.DeadlineMs = nowMs + cur.TTLMs
+	}
+	return &next, ""
+}
+
+// decideClaim places claimable tasks (in the order given) on worker id
+// until it holds min(max, free capacity) more; nil entries are skipped.
+// It returns the worker's next record, the indexes of the tasks taken and
+// their next records (by index).
+func decideClaim(w *workerRecord, id string, token uint64, tasks []*taskRecord, owners map[string]*workerRecord, max int, nowMs int64) (*workerRecord, []int, map[int]*taskRecord, string) {
+	if msg := workerRefusal(w, id, token, nowMs, false); msg != "" {
+		return nil, nil, nil, msg
+	}
+	n := min(max, w.Capacity-w.Load)
+	var took []int
+	next := map[int]*taskRecord{}
+	for i, t := range tasks {
+		if len(took) >= n {
+			break
+		}
+		if !claimable(t, owners, nowMs) {
+			continue
+		}
+		nt := *t
+		nt.State, nt.Worker, nt.Token, nt.Attempts, nt.AssignedAtMs = api.WorkerTaskAssigned, id, token, t.Attempts+1, nowMs
+		next[i] = &nt
+		took = append(took, i)
+	}
+	nw := *w
+	nw.Load += len(took)
+	return &nw, took, next, ""
+}
+
+// stealBound is how many tasks a thief with thief's record may take from
+// victim: at most max and MaxWorkerClaim, the thief's free capacity and
+// half of the victim's assigned-but-not-started tasks.
+func stealBound(thief, victim *workerRecord, want int) int {
+	return max(0, min(want, api.MaxWorkerClaim, thief.Capacity-thief.Load, (victim.Load-victim.Started)/2))
+}
+
+// decideSteal moves up to stealBound of victim's assigned, not started
+// tasks (from tasks, in order) to thief. Started tasks are never taken.
+func decideSteal(thief *workerRecord, thiefID string, thiefToken uint64, victim *workerRecord, victimID string, victimToken uint64, tasks []*taskRecord, max int, nowMs int64) (*workerRecord, *workerRecord, []int, map[int]*taskRecord, string) {
+	if msg := workerRefusal(thief, thiefID, thiefToken, nowMs, false); msg != "" {
+		return nil, nil, nil, nil, msg
+	}
+	if thiefID == victimID || !victim.live(nowMs) || victim.FencingToken != victimToken {
+		return thief, victim, nil, nil, "" // nothing to steal from it any more
+	}
+	n := stealBound(thief, victim, max)
+	var took []int
+	next := map[int]*taskRecord{}
+	for i, t := range tasks {
+		if len(took) >= n {
+			break
+		}
+		if t == nil || t.State != api.WorkerTaskAssigned || t.Worker != victimID || t.Token != victimToken {
+			continue
+		}
+		nt := *t
+		nt.Worker, nt.Token, nt.AssignedAtMs = thiefID, thiefToken, nowMs
+		next[i] = &nt
+		took = append(took, i)
+	}
+	nth, nv := *thief, *victim
+	nth.Load += len(took)
+	nv.Load -= len(took)
+	return &nth, &nv, took, next, ""
+}
+
+// taskRefusal says why worker id (token) may not act on task taskID.
+func taskRefusal(t *taskRecord, taskID, id string, token uint64) string {
+	switch {
+	case t == nil:
+		return fmt.Sprintf("task %s does not exist (or is completed)", taskID)
+	case t.State == api.WorkerTaskPending || t.Worker != id || t.Token != token:
+		return fmt.Sprintf("task %s is not assigned to worker %s with token %d", taskID, id, token)
+	}
+	return ""
+}
+
+// decideTaskStart marks the worker's task started (idempotent).
+func decideTaskStart(w *workerRecord, t *taskRecord, id, taskID string, token uint64, nowMs int64) (*workerRecord, *taskRecord, string) {
+	if msg := workerRefusal(w, id, token, nowMs, false); msg != "" {
+		return nil, nil, msg
+	}
+	if msg := taskRefusal(t, taskID, id, token); msg != "" {
+		return nil, nil, msg
+	}
+	if t.State == api.WorkerTaskStarted {
+		return nil, nil, ""
+	}
+	nw, nt := *w, *t
+	nw.Started++
+	nt.State = api.WorkerTaskStarted
+	return &nw, &nt, ""
+}
+
+// decideTaskFinish completes (next task nil: delete it) or fails (back to
+// pending with errMsg) the worker's task, freeing its capacity.
+func decideTaskFinish(w *workerRecord, t *taskRecord, id, taskID string, token uint64, fail bool, errMsg string, nowMs int64) (*workerRecord, *taskRecord, string) {
+	if msg := workerRefusal(w, id, token, nowMs, false); msg != "" {
+		return nil, nil, msg
+	}
+	if msg := taskRefusal(t, taskID, id, token); msg != "" {
+		return nil, nil, msg
+	}
+	nw := *w
+	nw.Load--
+	if t.State == api.WorkerTaskStarted {
+		nw.Started--
+	}
+	if !fail {
+		nw.Completed++
+		return &nw, nil, ""
+	}
+	nt := *t
+	nt.State, nt.Worker, nt.Token, nt.AssignedAtMs, nt.LastError = api.WorkerTaskPending, "", 0, 0, errMsg
+	return &nw, &nt, ""
+}
+
+// checkPoolName validates a pool name: no ':' (it ends the pool in keys).
+func checkPoolName(pool string) error {
+	if pool == "" {
+		return api.Errorf(api.CodeInvalidArgument, "pool name is empty")
+	}
+	if strings.Contains(pool, ":") {
+		return api.Errorf(api.CodeInvalidArgument, "pool name %q contains ':'", pool)
+	}
+	return nil
+}
+
+func workerKey(pool, id string) ([]byte, error) {
+	if err := checkPoolName(pool); err != nil {
+		return nil, err
+	}
+	if len(id) > api.MaxHolderIDSize {
+		return nil, api.Errorf(api.CodeInvalidArgument, "worker id is %d bytes; the limit is %d", len(id), api.MaxHolderIDSize)
+	}
+	return recordKey(PrefixWorker+pool+":w:", "worker id", id)
+}
+
+func taskKey(pool, id string) ([]byte, error) {
+	if err := checkPoolName(pool); err != nil {
+		return nil, err
+	}
+	if len(id) > api.MaxWorkerTaskIDSize {
+		return nil, api.Errorf(api.CodeInvalidArgument, "task id is %d bytes; the limit is %d", len(id), api.MaxWorkerTaskIDSize)
+	}
+	return recordKey(PrefixWorker+pool+":t:", "task id", id)
+}
+
+// scanPrefix calls f with each record under prefix in key order until f
+// returns false; more than limit records is a RESOURCE_EXHAUSTED error.
+func (s *Service) scanPrefix(ctx context.Context, prefix []byte, limit int, what string, f func(kv *api.KeyValue) (bool, error)) error {
+	var after []byte
+	n := 0
+	for {
+		kvs, more, err := s.b.Scan(ctx, prefix, after, workerScanPage)
+		if err != nil {
+			return fmt.Errorf("scanning %s: %w", what, err)
+		}
+		for i := range kvs {
+			if n++; n > limit {
+				return api.Errorf(api.CodeResourceExhausted, "more than %d %s", limit, what)
+			}
+			ok, err := f(&kvs[i])
+			if err != nil || !ok {
+				return err
+			}
+		}
+		if !more || len(kvs) == 0 {
+			return nil
+		}
+		after = kvs[len(kvs)-1].Key
+	}
+}
+
+// poolWorkers reads every worker record of pool.
+func (s *Service) poolWorkers(ctx context.Context, pool string) (map[string]*workerRecord, []string, error) {
+	prefix := []byte(PrefixWorker + pool + ":w:")
+	out := map[string]*workerRecord{}
+	var ids []string
+	err := s.scanPrefix(ctx, prefix, api.MaxWorkersPerPool, "workers in pool "+pool, func(kv *api.KeyValue) (bool, error) {
+		w, err := decodeJSON[workerRecord](kv)
+		if err != nil {
+			return false, err
+		}
+		id := string(kv.Key[len(prefix):])
+		out[id] = w
+		ids = append(ids, id)
+		return true, nil
+	})
+	return out, ids, err
+}
+
+// poolTasks calls f with every task of pool in id order until it returns
+// false.
+func (s *Service) poolTasks(ctx context.Context, pool string, f func(id string, t *taskRecord) bool) error {
+	prefix := []byte(PrefixWorker + pool + ":t:")
+	// Submissions check the limit before writing, so a pool may overshoot
+	// it a little; twice the limit is corruption or abuse.
+	return s.scanPrefix(ctx, prefix, 2*api.MaxWorkerPoolTasks, "tasks in pool "+pool, func(kv *api.KeyValue) (bool, error) {
+		t, err := decodeJSON[taskRecord](kv)
+		if err != nil {
+			return false, err
+		}
+		return f(string(kv.Key[len(prefix):]), t), nil
+	})
+}
+
+// recordOps returns the writes of the given records (by index of keys):
+// a put of each worker and task record, a delete for a nil task when
+// deleteNil.
+func recordOps(keys [][]byte, workers map[int]*workerRecord, tasks map[int]*taskRecord, deleteNil bool) ([]api.TxnOp, error) {
+	var ops []api.TxnOp
+	for i, k := range keys {
+		if w, ok := workers[i]; ok {
+			ops = append(ops, put(k, mustJSON(w)))
+		} else if t, ok := tasks[i]; ok && t != nil {
+			ops = append(ops, put(k, mustJSON(t)))
+		} else if ok && deleteNil {
+			ops = append(ops, del(k))
+		}
+	}
+	return ops, nil
+}
+
+func (t *taskRecord) view(id string, owners map[string]*workerRecord, nowMs int64) api.WorkerTask {
+	v := api.WorkerTask{TaskID: id, State: effectiveState(t, owners, nowMs), Attempts: t.Attempts, Payload: t.Payload,
+		SubmittedAtMs: t.SubmittedAtMs, LastError: t.LastError}
+	if v.State != api.WorkerTaskPending {
+		v.WorkerID = t.Worker
+	}
+	return v
+}
+
+func workerResp(op string, req *api.WorkerRequest) *api.WorkerResponse {
+	return &api.WorkerResponse{Operation: op, Pool: req.Pool, WorkerID: req.WorkerID, TaskID: req.TaskID}
+}
+
+// WorkerRegister registers (or re-registers with a larger token, ending
+// the earlier registration and releasing its tasks) a worker of a pool.
+func (s *Service) WorkerRegister(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	key, err := workerKey(req.Pool, req.WorkerID)
+	if err != nil {
+		return nil, err
+	}
+	if req.Capacity < 1 || req.Capacity > api.MaxWorkerCapacity {
+		return nil, api.Errorf(api.CodeInvalidArgument, "capacity is %d; want 1..%d", req.Capacity, api.MaxWorkerCapacity)
+	}
+	ttl := cmp.Or(req.TTLMs, api.DefaultWorkerTTLMs)
+	if ttl < 1 || ttl > api.MaxWorkerTTLMs {
+		return nil, api.Errorf(api.CodeInvalidArgument, "ttl_ms is %d; want 1..%d milliseconds", ttl, int64(api.MaxWorkerTTLMs))
+	}
+	cur, err := s.b.Read(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil { // a new record: enforce the pool's worker limit
+		_, ids, err := s.poolWorkers(ctx, req.Pool)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) >= api.MaxWorkersPerPool {
+			return nil, api.Errorf(api.CodeResourceExhausted, "pool %s has %d workers; the limit is %d", req.Pool, len(ids), api.MaxWorkersPerPool)
+		}
+	}
+	out := workerResp("register", req)
+	_, err = recordStep(ctx, s, key, decodeJSON[workerRecord], func(cur *workerRecord, nowMs int64) (*workerRecord, struct{}) {
+		next := decideWorkerRegister(cur, req.Capacity, ttl, nowMs)
+		out.IsSuccess, out.FencingToken, out.DeadlineMs = true, next.FencingToken, next.DeadlineMs
+		return next, struct{}{}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Service) workerChange(ctx context.Context, op string, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	key, err := workerKey(req.Pool, req.WorkerID)
+	if err != nil {
+		return nil, err
+	}
+	out := workerResp(op, req)
+	_, err = recordStep(ctx, s, key, decodeJSON[workerRecord], func(cur *workerRecord, nowMs int64) (*workerRecord, struct{}) {
+		next, msg := decideWorkerChange(cur, req.WorkerID, op, req.FencingToken, nowMs)
+		out.IsSuccess, out.Error, out.FencingToken, out.DeadlineMs = msg == "", msg, req.FencingToken, 0
+		if next != nil {
+			out.DeadlineMs = next.DeadlineMs
+		}
+		return next, struct{}{}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WorkerHeartbeat extends a live registration to now + its TTL.
+func (s *Service) WorkerHeartbeat(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	return s.workerChange(ctx, "heartbeat", req)
+}
+
+// WorkerDeregister ends a registration; its tasks become pending.
+func (s *Service) WorkerDeregister(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	return s.workerChange(ctx, "deregister", req)
+}
+
+// WorkerSubmit adds a pending task to a pool; an existing task id is
+// refused. A pool holds at most MaxWorkerPoolTasks unfinished tasks
+// (checked by a scan before the write).
+func (s *Service) WorkerSubmit(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	key, err := taskKey(req.Pool, req.TaskID)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Payload) > api.MaxWorkerPayloadSize {
+		return nil, api.Errorf(api.CodeInvalidArgument, "payload is %d bytes; the limit is %d", len(req.Payload), api.MaxWorkerPayloadSize)
+	}
+	n := 0
+	if err := s.poolTasks(ctx, req.Pool, func(string, *taskRecord) bool { n++; return n < api.MaxWorkerPoolTasks }); err != nil {
+		return nil, err
+	}
+	if n >= api.MaxWorkerPoolTasks {
+		return nil, api.Errorf(api.CodeResourceExhausted, "pool %s has %d unfinished tasks; the limit is %d", req.Pool, n, api.MaxWorkerPoolTasks)
+	}
+	out := workerResp("submit", req)
+	_, err = recordStep(ctx, s, key, decodeJSON[taskRecord], func(cur *taskRecord, nowMs int64) (*taskRecord, struct{}) {
+		if cur != nil {
+			out.Error = fmt.Sprintf("task %s already exists", req.TaskID)
+			return nil, struct{}{}
+		}
+		out.IsSuccess = true
+		return &taskRecord{Payload: req.Payload, State: api.WorkerTaskPending, SubmittedAtMs: nowMs}, struct{}{}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func claimMax(m int) (int, error) {
+	if m == 0 {
+		return 1, nil
+	}
+	if m < 1 || m > api.MaxWorkerClaim {
+		return 0, api.Errorf(api.CodeInvalidArgument, "max is %d; want 1..%d", m, api.MaxWorkerClaim)
+	}
+	return m, nil
+}
+
+// WorkerClaim assigns up to min(Max, free capacity) claimable tasks (pending,
+// or held by a dead worker) to a live worker, in task id order. The step is
+// guarded by the worker's record and every task it picked.
+func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	wkey, err := workerKey(req.Pool, req.WorkerID)
+	if err != nil {
+		return nil, err
+	}
+	max, err := claimMax(req.Max)
+	if err != nil {
+		return nil, err
+	}
+	out := workerResp("claim", req)
+	for range workerClaimRounds {
+		owners, _, err := s.poolWorkers(ctx, req.Pool)
+		if err != nil {
+			return nil, err
+		}
+		now := s.b.NowMs()
+		keys := [][]byte{wkey}
+		var ids []string
+		if w := owners[req.WorkerID]; w.live(now) {
+			want := 2 * min(max, w.Capacity-w.Load)
+			err = s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
+				if len(ids) >= want {
+					return false
+				}
+				if claimable(t, owners, now) {
+					k, _ := taskKey(req.Pool, id)
+					keys, ids = append(keys, k), append(ids, id)
+				}
+				return true
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		out.Tasks, out.Error, out.IsSuccess = nil, "", false
+		_, err = s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+			w, err := decodeJSON[workerRecord](curs[0])
+			if err != nil {
+				return nil, err
+			}
+			tasks := make([]*taskRecord, len(curs))
+			for i := 1; i < len(curs); i++ {
+				if tasks[i], err = decodeJSON[taskRecord](curs[i]); err != nil {
+					return nil, err
+				}
+			}
+			nw, took, next, msg := decideClaim(w, req.WorkerID, req.FencingToken, tasks, owners, max, nowMs)
+			out.Tasks, out.Error, out.IsSuccess = nil, msg, msg == ""
+			if msg != "" || len(took) == 0 {
+				return nil, nil
+			}
+			for _, i := range took {
+				out.Tasks = append(out.Tasks, next[i].view(ids[i-1], owners, nowMs))
+			}
+			return recordOps(keys, map[int]*workerRecord{0: nw}, next, false)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !out.IsSuccess || len(out.Tasks) > 0 || len(ids) == 0 {
+			break
+		}
+	}
+	out.FencingToken = req.FencingToken
+	return out, nil
+}
+
+// WorkerSteal moves up to Max (≤ 16) assigned but not started tasks of the
+// most loaded live worker with something to steal to the calling worker,
+// never more than its free capacity nor half of the victim's not started
+// tasks.
+func (s *Service) WorkerSteal(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	tkey, err := workerKey(req.Pool, req.WorkerID)
+	if err != nil {
+		return nil, err
+	}
+	max, err := claimMax(req.Max)
+	if err != nil {
+		return nil, err
+	}
+	out := workerResp("steal", req)
+	for range workerClaimRounds {
+		owners, wids, err := s.poolWorkers(ctx, req.Pool)
+		if err != nil {
+			return nil, err
+		}
+		now := s.b.NowMs()
+		thief := owners[req.WorkerID]
+		victimID := ""
+		if thief.live(now) {
+			for _, id := range wids {
+				v := owners[id]
+				if id == req.WorkerID || !v.live(now) || stealBound(thief, v, max) == 0 {
+					continue
+				}
+				if victimID == "" || v.Load > owners[victimID].Load {
+					victimID = id
+				}
+			}
+		}
+		keys := [][]byte{tkey, tkey}
+		var ids []string
+		var victimToken uint64
+		if victimID != "" {
+			victimToken = owners[victimID].FencingToken
+			keys[1], _ = workerKey(req.Pool, victimID)
+			want := 2 * stealBound(thief, owners[victimID], max)
+			err = s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
+				if t.State == api.WorkerTaskAssigned && t.Worker == victimID && t.Token == victimToken {
+					k, _ := taskKey(req.Pool, id)
+					keys, ids = append(keys, k), append(ids, id)
+				}
+				return len(ids) < want
+			})
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			keys = keys[:1]
+		}
+		out.Tasks, out.Victim = nil, ""
+		_, err = s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+			th, err := decodeJSON[workerRecord](curs[0])
+			if err != nil {
+				return nil, err
+			}
+			if len(curs) == 1 {
+				msg := workerRefusal(th, req.WorkerID, req.FencingToken, nowMs, false)
+				out.Tasks, out.Error, out.IsSuccess = nil, msg, msg == ""
+				return nil, nil
+			}
+			v, err := decodeJSON[workerRecord](curs[1])
+			if err != nil {
+				return nil, err
+			}
+			tasks := make([]*taskRecord, len(curs))
+			for i := 2; i < len(curs); i++ {
+				if tasks[i], err = decodeJSON[taskRecord](curs[i]); err != nil {
+					return nil, err
+				}
+			}
+			nth, nv, took, next, msg := decideSteal(th, req.WorkerID, req.FencingToken, v, victimID, victimToken, tasks, max, nowMs)
+			out.Tasks, out.Error, out.IsSuccess = nil, msg, msg == ""
+			if msg != "" || len(took) == 0 {
+				return nil, nil
+			}
+			out.Victim = victimID
+			for _, i := range took {
+				out.Tasks = append(out.Tasks, next[i].view(ids[i-2], owners, nowMs))
+			}
+			return recordOps(keys, map[int]*workerRecord{0: nth, 1: nv}, next, false)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !out.IsSuccess || len(out.Tasks) > 0 || len(ids) == 0 {
+			break
+		}
+	}
+	out.FencingToken = req.FencingToken
+	return out, nil
+}
+
+// workerTaskStep runs decide on a worker's record and one of its tasks in
+// one multi-key step.
+func (s *Service) workerTaskStep(ctx context.Context, op string, req *api.WorkerRequest, decide func(w *workerRecord, t *taskRecord, nowMs int64) (*workerRecord, *taskRecord, string)) (*api.WorkerResponse, error) {
+	wkey, err := workerKey(req.Pool, req.WorkerID)
+	if err != nil {
+		return nil, err
+	}
+	tkey, err := taskKey(req.Pool, req.TaskID)
+	if err != nil {
+		return nil, err
+	}
+	out := workerResp(op, req)
+	out.FencingToken = req.FencingToken
+	keys := [][]byte{wkey, tkey}
+	_, err = s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+		w, err := decodeJSON[workerRecord](curs[0])
+		if err != nil {
+			return nil, err
+		}
+		t, err := decodeJSON[taskRecord](curs[1])
+		if err != nil {
+			return nil, err
+		}
+		nw, nt, msg := decide(w, t, nowMs)
+		out.Error, out.IsSuccess = msg, msg == ""
+		if nw == nil {
+			return nil, nil
+		}
+		return recordOps(keys, map[int]*workerRecord{0: nw}, map[int]*taskRecord{1: nt}, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WorkerStart marks a task of the worker started: it can no longer be
+// stolen.
+func (s *Service) WorkerStart(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	return s.workerTaskStep(ctx, "start", req, func(w *workerRecord, t *taskRecord, nowMs int64) (*workerRecord, *taskRecord, string) {
+		return decideTaskStart(w, t, req.WorkerID, req.TaskID, req.FencingToken, nowMs)
+	})
+}
+
+// WorkerComplete finishes a task of the worker (its record is deleted)
+// and frees its capacity.
+func (s *Service) WorkerComplete(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	return s.workerTaskStep(ctx, "complete", req, func(w *workerRecord, t *taskRecord, nowMs int64) (*workerRecord, *taskRecord, string) {
+		return decideTaskFinish(w, t, req.WorkerID, req.TaskID, req.FencingToken, false, "", nowMs)
+	})
+}
+
+// WorkerFail returns a task of the worker to pending with Error and frees
+// its capacity.
+func (s *Service) WorkerFail(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	if len(req.Error) > api.MaxWorkerErrorSize {
+		return nil, api.Errorf(api.CodeInvalidArgument, "error is %d bytes; the limit is %d", len(req.Error), api.MaxWorkerErrorSize)
+	}
+	return s.workerTaskStep(ctx, "fail", req, func(w *workerRecord, t *taskRecord, nowMs int64) (*workerRecord, *taskRecord, string) {
+		return decideTaskFinish(w, t, req.WorkerID, req.TaskID, req.FencingToken, true, req.Error, nowMs)
+	})
+}
+
+// WorkerStatus lists a pool's workers (capacity, load, liveness; a dead
+// worker shows no load) and counts its unfinished tasks by state.
+func (s *Service) WorkerStatus(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	if err := checkPoolName(req.Pool); err != nil {
+		return nil, err
+	}
+	owners, ids, err := s.poolWorkers(ctx, req.Pool)
+	if err != nil {
+		return nil, err
+	}
+	now := s.b.NowMs()
+	out := workerResp("status", req)
+	out.IsSuccess = true
+	out.Workers = []api.WorkerInfo{}
+	out.Counts = map[string]int{api.WorkerTaskPending: 0, api.WorkerTaskAssigned: 0, api.WorkerTaskStarted: 0}
+	for _, id := range ids {
+		w := owners[id]
+		in := api.WorkerInfo{WorkerID: id, Capacity: w.Capacity, Completed: w.Completed, Live: w.live(now),
+			FencingToken: w.FencingToken, TTLMs: w.TTLMs, DeadlineMs: w.DeadlineMs}
+		if in.Live {
+			in.Load, in.Started = w.Load, w.Started
+		}
+		out.Workers = append(out.Workers, in)
+	}
+	err = s.poolTasks(ctx, req.Pool, func(_ string, t *taskRecord) bool {
+		out.Counts[effectiveState(t, owners, now)]++
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WorkerTasks lists a pool's unfinished tasks in id order, optionally of
+// one state, at most Limit.
+func (s *Service) WorkerTasks(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	if err := checkPoolName(req.Pool); err != nil {
+		return nil, err
+	}
+	switch req.State {
+	case "", api.WorkerTaskPending, api.WorkerTaskAssigned, api.WorkerTaskStarted:
+	default:
+		return nil, api.Errorf(api.CodeInvalidArgument, "state is %q; want pending, assigned or started", req.State)
+	}
+	limit, err := pageLimit(req.Limit, api.DefaultWorkerLimit, api.MaxWorkerList)
+	if err != nil {
+		return nil, err
+	}
+	owners, _, err := s.poolWorkers(ctx, req.Pool)
+	if err != nil {
+		return nil, err
+	}
+	now := s.b.NowMs()
+	out := workerResp("tasks", req)
+	out.IsSuccess, out.Tasks = true, []api.WorkerTask{}
+	err = s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
+		if v := t.view(id, owners, now); req.State == "" || v.State == req.State {
+			out.Tasks = append(out.Tasks, v)
+		}
+		return len(out.Tasks) < limit
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
