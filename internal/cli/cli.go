@@ -174,6 +174,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	root.AddCommand(a.newKVCmd(), a.newClusterCmd())
 	root.AddCommand(a.newBenchCmd())
 	root.AddCommand(a.newCoordCmds()...)
+	root.AddCommand(a.newWorkerCmd())
 	root.AddCommand(a.newBlobCmd())
 	root.AddCommand(a.newHookCmd())
 	markRunErrors(root)
