@@ -356,6 +356,35 @@ func (t *taskRecord) view(id string, owners map[string]*workerRecord, nowMs int6
 	return v
 }
 
+// decodeStep decodes the records of a multi-key step: the first n are
+// workers, the rest tasks (tasks is indexed like curs, nil below n).
+func decodeStep(curs []*api.KeyValue, n int) ([]*workerRecord, []*taskRecord, error) {
+	ws := make([]*workerRecord, n)
+	tasks := make([]*taskRecord, len(curs))
+	var err error
+	for i, kv := range curs {
+		if i < n {
+			ws[i], err = decodeJSON[workerRecord](kv)
+		} else {
+			tasks[i], err = decodeJSON[taskRecord](kv)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return ws, tasks, nil
+}
+
+// taskViews is the public view of the tasks taken (indexes of keys; ids
+// holds the task ids from index first on).
+func taskViews(took []int, next map[int]*taskRecord, ids []string, first int, owners map[string]*workerRecord, nowMs int64) []api.WorkerTask {
+	var out []api.WorkerTask
+	for _, i := range took {
+		out = append(out, next[i].view(ids[i-first], owners, nowMs))
+	}
+	return out
+}
+
 func workerResp(op string, req *api.WorkerRequest) *api.WorkerResponse {
 	return &api.WorkerResponse{Operation: op, Pool: req.Pool, WorkerID: req.WorkerID, TaskID: req.TaskID}
 }
@@ -472,30 +501,60 @@ func claimMax(m int) (int, error) {
 	return m, nil
 }
 
-// WorkerClaim assigns up to min(Max, free capacity) claimable tasks (pending,
-// or held by a dead worker) to a live worker, in task id order. The step is
-// guarded by the worker's record and every task it picked.
-func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
-	wkey, err := workerKey(req.Pool, req.WorkerID)
-	if err != nil {
+// stepPlan is one round of a claim or steal: the keys of a multi-key step,
+// how many tasks were picked for it and its decision.
+type stepPlan struct {
+	keys   [][]byte
+	picked int
+	decide func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error)
+}
+
+// placement runs a claim or steal: plan scans the pool (owners are its
+// worker records, wids their ids in order) and returns one step, whose
+// decision fills out. A round that took nothing although it had picked
+// tasks (concurrent requests took them all) is planned again, at most
+// workerClaimRounds times.
+func (s *Service) placement(ctx context.Context, op string, req *api.WorkerRequest, plan func(owners map[string]*workerRecord, wids []string, max int, nowMs int64, out *api.WorkerResponse) (*stepPlan, error)) (*api.WorkerResponse, error) {
+	if _, err := workerKey(req.Pool, req.WorkerID); err != nil {
 		return nil, err
 	}
 	max, err := claimMax(req.Max)
 	if err != nil {
 		return nil, err
 	}
-	out := workerResp("claim", req)
+	out := workerResp(op, req)
 	for range workerClaimRounds {
-		owners, _, err := s.poolWorkers(ctx, req.Pool)
+		owners, wids, err := s.poolWorkers(ctx, req.Pool)
 		if err != nil {
 			return nil, err
 		}
-		now := s.b.NowMs()
+		p, err := plan(owners, wids, max, s.b.NowMs(), out)
+		if err != nil {
+			return nil, err
+		}
+		out.Tasks, out.Error, out.IsSuccess, out.Victim = nil, "", false, ""
+		if _, err := s.updateKeys(ctx, p.keys, p.decide); err != nil {
+			return nil, err
+		}
+		if !out.IsSuccess || len(out.Tasks) > 0 || p.picked == 0 {
+			break
+		}
+	}
+	out.FencingToken = req.FencingToken
+	return out, nil
+}
+
+// WorkerClaim assigns up to min(Max, free capacity) claimable tasks (pending,
+// or held by a dead worker) to a live worker, in task id order. The step is
+// guarded by the worker's record and every task it picked.
+func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	return s.placement(ctx, "claim", req, func(owners map[string]*workerRecord, _ []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
+		wkey, _ := workerKey(req.Pool, req.WorkerID)
 		keys := [][]byte{wkey}
 		var ids []string
 		if w := owners[req.WorkerID]; w.live(now) {
 			want := 2 * min(max, w.Capacity-w.Load)
-			err = s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
+			err := s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
 				if len(ids) >= want {
 					return false
 				}
@@ -509,37 +568,20 @@ func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api
 				return nil, err
 			}
 		}
-		out.Tasks, out.Error, out.IsSuccess = nil, "", false
-		_, err = s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
-			w, err := decodeJSON[workerRecord](curs[0])
+		return &stepPlan{keys: keys, picked: len(ids), decide: func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+			ws, tasks, err := decodeStep(curs, 1)
 			if err != nil {
 				return nil, err
 			}
-			tasks := make([]*taskRecord, len(curs))
-			for i := 1; i < len(curs); i++ {
-				if tasks[i], err = decodeJSON[taskRecord](curs[i]); err != nil {
-					return nil, err
-				}
-			}
-			nw, took, next, msg := decideClaim(w, req.WorkerID, req.FencingToken, tasks, owners, max, nowMs)
-			out.Tasks, out.Error, out.IsSuccess = nil, msg, msg == ""
+			nw, took, next, msg := decideClaim(ws[0], req.WorkerID, req.FencingToken, tasks, owners, max, nowMs)
+			out.Error, out.IsSuccess = msg, msg == ""
+			out.Tasks = taskViews(took, next, ids, 1, owners, nowMs)
 			if msg != "" || len(took) == 0 {
 				return nil, nil
 			}
-			for _, i := range took {
-				out.Tasks = append(out.Tasks, next[i].view(ids[i-1], owners, nowMs))
-			}
 			return recordOps(keys, map[int]*workerRecord{0: nw}, next, false)
-		})
-		if err != nil {
-			return nil, err
-		}
-		if !out.IsSuccess || len(out.Tasks) > 0 || len(ids) == 0 {
-			break
-		}
-	}
-	out.FencingToken = req.FencingToken
-	return out, nil
+		}}, nil
+	})
 }
 
 // WorkerSteal moves up to Max (≤ 16) assigned but not started tasks of the
@@ -547,21 +589,8 @@ func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api
 // never more than its free capacity nor half of the victim's not started
 // tasks.
 func (s *Service) WorkerSteal(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
-	tkey, err := workerKey(req.Pool, req.WorkerID)
-	if err != nil {
-		return nil, err
-	}
-	max, err := claimMax(req.Max)
-	if err != nil {
-		return nil, err
-	}
-	out := workerResp("steal", req)
-	for range workerClaimRounds {
-		owners, wids, err := s.poolWorkers(ctx, req.Pool)
-		if err != nil {
-			return nil, err
-		}
-		now := s.b.NowMs()
+	return s.placement(ctx, "steal", req, func(owners map[string]*workerRecord, wids []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
+		tkey, _ := workerKey(req.Pool, req.WorkerID)
 		thief := owners[req.WorkerID]
 		victimID := ""
 		if thief.live(now) {
@@ -575,67 +604,47 @@ func (s *Service) WorkerSteal(ctx context.Context, req *api.WorkerRequest) (*api
 				}
 			}
 		}
-		keys := [][]byte{tkey, tkey}
-		var ids []string
-		var victimToken uint64
-		if victimID != "" {
-			victimToken = owners[victimID].FencingToken
-			keys[1], _ = workerKey(req.Pool, victimID)
-			want := 2 * stealBound(thief, owners[victimID], max)
-			err = s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
-				if t.State == api.WorkerTaskAssigned && t.Worker == victimID && t.Token == victimToken {
-					k, _ := taskKey(req.Pool, id)
-					keys, ids = append(keys, k), append(ids, id)
-				}
-				return len(ids) < want
-			})
-			if err != nil {
-				return nil, err
-			}
-		} else {
-			keys = keys[:1]
-		}
-		out.Tasks, out.Victim = nil, ""
-		_, err = s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
-			th, err := decodeJSON[workerRecord](curs[0])
-			if err != nil {
-				return nil, err
-			}
-			if len(curs) == 1 {
-				msg := workerRefusal(th, req.WorkerID, req.FencingToken, nowMs, false)
-				out.Tasks, out.Error, out.IsSuccess = nil, msg, msg == ""
-				return nil, nil
-			}
-			v, err := decodeJSON[workerRecord](curs[1])
-			if err != nil {
-				return nil, err
-			}
-			tasks := make([]*taskRecord, len(curs))
-			for i := 2; i < len(curs); i++ {
-				if tasks[i], err = decodeJSON[taskRecord](curs[i]); err != nil {
+		if victimID == "" { // nothing to steal: answer on the thief's fresh record
+			return &stepPlan{keys: [][]byte{tkey}, decide: func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+				ws, _, err := decodeStep(curs, 1)
+				if err != nil {
 					return nil, err
 				}
-			}
-			nth, nv, took, next, msg := decideSteal(th, req.WorkerID, req.FencingToken, v, victimID, victimToken, tasks, max, nowMs)
-			out.Tasks, out.Error, out.IsSuccess = nil, msg, msg == ""
-			if msg != "" || len(took) == 0 {
+				msg := workerRefusal(ws[0], req.WorkerID, req.FencingToken, nowMs, false)
+				out.Error, out.IsSuccess = msg, msg == ""
 				return nil, nil
+			}}, nil
+		}
+		victimToken := owners[victimID].FencingToken
+		vkey, _ := workerKey(req.Pool, victimID)
+		keys := [][]byte{tkey, vkey}
+		var ids []string
+		want := 2 * stealBound(thief, owners[victimID], max)
+		err := s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
+			if t.State == api.WorkerTaskAssigned && t.Worker == victimID && t.Token == victimToken {
+				k, _ := taskKey(req.Pool, id)
+				keys, ids = append(keys, k), append(ids, id)
 			}
-			out.Victim = victimID
-			for _, i := range took {
-				out.Tasks = append(out.Tasks, next[i].view(ids[i-2], owners, nowMs))
-			}
-			return recordOps(keys, map[int]*workerRecord{0: nth, 1: nv}, next, false)
+			return len(ids) < want
 		})
 		if err != nil {
 			return nil, err
 		}
-		if !out.IsSuccess || len(out.Tasks) > 0 || len(ids) == 0 {
-			break
-		}
-	}
-	out.FencingToken = req.FencingToken
-	return out, nil
+		return &stepPlan{keys: keys, picked: len(ids), decide: func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+			ws, tasks, err := decodeStep(curs, 2)
+			if err != nil {
+				return nil, err
+			}
+			nth, nv, took, next, msg := decideSteal(ws[0], req.WorkerID, req.FencingToken, ws[1], victimID, victimToken, tasks, max, nowMs)
+			out.Error, out.IsSuccess = msg, msg == ""
+			out.Tasks = taskViews(took, next, ids, 2, owners, nowMs)
+			if msg != "" || len(took) == 0 {
+				return nil, nil
+			}
+			out.Victim = victimID
+			return recordOps(keys, map[int]*workerRecord{0: nth, 1: nv}, next, false)
+		}}, nil
+	})
 }
 
 // workerTaskStep runs decide on a worker's record and one of its tasks in
