@@ -7,6 +7,7 @@ const (
 	OpWorkerDeregister = "worker.deregister"
 	OpWorkerSubmit     = "worker.submit"
 	OpWorkerClaim      = "worker.claim"
+	OpWorkerAssign     = "worker.assign"
 	OpWorkerStart      = "worker.start"
 	OpWorkerComplete   = "worker.complete"
 	OpWorkerFail       = "worker.fail"
@@ -42,7 +43,7 @@ const (
 //
 // register: Pool, WorkerID, Capacity (1..1000), TTLMs (default 30000).
 // heartbeat, deregister: FencingToken. submit: TaskID, Payload.
-// claim, steal: FencingToken, Max (default 1, ≤ 16). start, complete:
+// claim, steal: FencingToken, Max (default 1, ≤ 16). assign: Max. start, complete:
 // FencingToken, TaskID. fail: FencingToken, TaskID, Error. status: Pool.
 // tasks: State ("" = all), Limit (default 100, ≤ 1000).
 type WorkerRequest struct {

@@ -31,6 +31,11 @@ func (c *Client) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api.
 	return call[api.WorkerResponse](ctx, c, api.OpWorkerClaim, req)
 }
 
+// WorkerAssign places pending tasks on a pool's least loaded live workers.
+func (c *Client) WorkerAssign(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	return call[api.WorkerResponse](ctx, c, api.OpWorkerAssign, req)
+}
+
 // WorkerStart marks a worker's task started.
 func (c *Client) WorkerStart(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
 	return call[api.WorkerResponse](ctx, c, api.OpWorkerStart, req)

@@ -17,6 +17,7 @@ type WorkerClient interface {
 	WorkerDeregister(context.Context, *api.WorkerRequest) (*api.WorkerResponse, error)
 	WorkerSubmit(context.Context, *api.WorkerRequest) (*api.WorkerResponse, error)
 	WorkerClaim(context.Context, *api.WorkerRequest) (*api.WorkerResponse, error)
+	WorkerAssign(context.Context, *api.WorkerRequest) (*api.WorkerResponse, error)
 	WorkerStart(context.Context, *api.WorkerRequest) (*api.WorkerResponse, error)
 	WorkerComplete(context.Context, *api.WorkerRequest) (*api.WorkerResponse, error)
 	WorkerFail(context.Context, *api.WorkerRequest) (*api.WorkerResponse, error)
@@ -56,6 +57,17 @@ func (p *WorkerPool) Submit(ctx context.Context, taskID string, payload []byte) 
 		return p.refused("submit", "", resp)
 	}
 	return nil
+}
+
+// Assign places up to max (≤ 16) pending tasks on the pool's live workers,
+// each on the least loaded one (load/capacity) with free capacity, and
+// returns them with the worker each went to (see api.WorkerTask.WorkerID).
+func (p *WorkerPool) Assign(ctx context.Context, max int) ([]api.WorkerTask, error) {
+	resp, err := p.c.WorkerAssign(ctx, &api.WorkerRequest{Pool: p.pool, Max: max})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Tasks, nil
 }
 
 // Status lists the pool's workers (capacity, load, liveness) and counts

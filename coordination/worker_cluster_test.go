@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,6 +194,39 @@ func TestWorkerPoolCluster(t *testing.T) {
 		}
 		if left, err := p1.Tasks(ctx, "", 0); err != nil || len(left) != 0 {
 			t.Fatalf("tasks left: %v, %v", left, err)
+		}
+	})
+
+	t.Run("assign least loaded", func(t *testing.T) {
+		px, py, p3 := coordination.NewWorkerPool(cl.Client(1), "place"), coordination.NewWorkerPool(cl.Client(2), "place"), coordination.NewWorkerPool(cl.Client(3), "place")
+		if _, err := px.Register(ctx, "x", 2, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := py.Register(ctx, "y", 4, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 8 {
+			if err := p3.Submit(ctx, fmt.Sprintf("p%d", i), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := p3.Assign(ctx, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var placed []string
+		for _, tk := range got {
+			placed = append(placed, tk.TaskID+"@"+tk.WorkerID)
+		}
+		// x (0/2) and y (0/4) tie; then each goes to the lower load/capacity.
+		if want := "p0@x,p1@y,p2@y,p3@x,p4@y,p5@y"; strings.Join(placed, ",") != want {
+			t.Fatalf("assign placed %v; want %s", placed, want)
+		}
+		if got, err := p3.Assign(ctx, 16); err != nil || len(got) != 0 {
+			t.Fatalf("assign with every worker full = %v, %v", got, err)
+		}
+		if pend, err := p3.Tasks(ctx, api.WorkerTaskPending, 0); err != nil || len(pend) != 2 {
+			t.Fatalf("pending after placement = %v, %v", pend, err)
 		}
 	})
 

@@ -26,7 +26,7 @@ func (r workerResult) printHuman(out, _ io.Writer) error {
 		p("FAILED: %s\n", r.Error)
 	case r.Operation == "register":
 		p("Registered worker %s in pool %s (fencing token %d, deadline %s)\n", r.WorkerID, r.Pool, r.FencingToken, msTime(r.DeadlineMs))
-	case r.Operation == "claim" || r.Operation == "steal" || r.Operation == "tasks":
+	case r.Operation == "claim" || r.Operation == "assign" || r.Operation == "steal" || r.Operation == "tasks":
 		if r.Victim != "" {
 			p("Stole %d tasks from %s\n", len(r.Tasks), r.Victim)
 		}
@@ -61,12 +61,12 @@ type workerTaskJSON struct {
 	Payload bytesJSON `json:"payload"`
 }
 
-// MarshalJSON always prints the tasks of claim, steal and tasks (also
+// MarshalJSON always prints the tasks of claim, assign, steal and tasks (also
 // when there are none), with readable payloads.
 func (r workerResult) MarshalJSON() ([]byte, error) {
 	type plain api.WorkerResponse
 	p := (*plain)(r.WorkerResponse)
-	if !slices.Contains([]string{"claim", "steal", "tasks"}, r.Operation) || !r.IsSuccess {
+	if !slices.Contains([]string{"claim", "assign", "steal", "tasks"}, r.Operation) || !r.IsSuccess {
 		return json.Marshal(p)
 	}
 	tasks := make([]workerTaskJSON, len(r.Tasks))
@@ -92,11 +92,13 @@ dead: it gets no new work and its unfinished tasks are claimable again.
 
 Tasks are submitted to a pool with an id and a payload (≤ 64 KiB); a pool
 holds at most 10000 unfinished tasks. claim gives a worker up to
-min(--max, free capacity) pending tasks (--max ≤ 16); start marks one
-started (started tasks are never stolen); complete deletes it and frees
-capacity; fail returns it to pending. steal moves up to --max not started
-tasks of the most loaded live worker to the caller, never more than its free
-capacity nor half of the victim's not started tasks.
+min(--max, free capacity) pending tasks (--max ≤ 16); assign places up to
+--max pending tasks on the pool's live workers, each on the least loaded one
+(load/capacity) with room. start marks a task started (started tasks are
+never stolen); complete deletes it and frees capacity; fail returns it to
+pending. steal moves up to --max not started tasks of the most loaded live
+worker to the caller, never more than its free capacity nor half of the
+victim's not started tasks.
 
 Exit codes: 0 done, 1 refused, 2 usage error, 3 cluster error.
 --json prints {operation, pool, worker_id, task_id, is_success,
@@ -196,6 +198,15 @@ fencing_token, deadline_ms, victim, tasks, workers, counts, error}.`,
 			return c.WorkerSubmit(cmd.Context(), r)
 		}),
 	}
+	assign := &cobra.Command{
+		Use:   "assign POOL [--max 1]",
+		Short: "Place pending tasks on the pool's least loaded live workers",
+		Args:  exactArgs(1, "one POOL"),
+		RunE: run(func(c coordination.WorkerClient, cmd *cobra.Command, args []string) (*api.WorkerResponse, error) {
+			return c.WorkerAssign(cmd.Context(), &api.WorkerRequest{Pool: args[0], Max: max})
+		}),
+	}
+	assign.Flags().IntVar(&max, "max", 1, "at most this many tasks (1..16)")
 	status := &cobra.Command{
 		Use:   "status POOL",
 		Short: "Show a pool's workers (capacity, load, liveness) and task counts by state",
@@ -214,6 +225,6 @@ fencing_token, deadline_ms, victim, tasks, workers, counts, error}.`,
 	}
 	tasks.Flags().StringVar(&state, "state", "", "only tasks in this state: pending, assigned or started")
 	tasks.Flags().IntVar(&limit, "limit", api.DefaultWorkerLimit, "at most this many tasks (≤ 1000)")
-	cmd.AddCommand(register, heartbeat, deregister, submit, claim, start, complete, fail, steal, status, tasks)
+	cmd.AddCommand(register, heartbeat, deregister, submit, claim, assign, start, complete, fail, steal, status, tasks)
 	return cmd
 }

@@ -166,6 +166,7 @@ func (s *Service) Register(reg *rpc.Registry) {
 	rpc.Handle(reg, api.OpWorkerDeregister, s.WorkerDeregister)
 	rpc.Handle(reg, api.OpWorkerSubmit, s.WorkerSubmit)
 	rpc.Handle(reg, api.OpWorkerClaim, s.WorkerClaim)
+	rpc.Handle(reg, api.OpWorkerAssign, s.WorkerAssign)
 	rpc.Handle(reg, api.OpWorkerStart, s.WorkerStart)
 	rpc.Handle(reg, api.OpWorkerComplete, s.WorkerComplete)
 	rpc.Handle(reg, api.OpWorkerFail, s.WorkerFail)

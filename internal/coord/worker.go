@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aspen-dev/aspen/api"
@@ -124,32 +125,77 @@ func decideWorkerChange(cur *workerRecord, id, op string, token uint64, nowMs in
 	return &next, ""
 }
 
-// decideClaim places claimable tasks (in the order given) on worker id
-// until it holds min(max, free capacity) more; nil entries are skipped.
-// It returns the worker's next record, the indexes of the tasks taken and
-// their next records (by index).
-func decideClaim(w *workerRecord, id string, token uint64, tasks []*taskRecord, owners map[string]*workerRecord, max int, nowMs int64) (*workerRecord, []int, map[int]*taskRecord, string) {
-	if msg := workerRefusal(w, id, token, nowMs, false); msg != "" {
-		return nil, nil, nil, msg
+// placeTarget is a worker a placement may use: its id, the token the
+// scan saw and its fresh record.
+type placeTarget struct {
+	id    string
+	token uint64
+	w     *workerRecord
+}
+
+// lessLoaded orders workers by load/capacity, then load.
+func lessLoaded(a, b *workerRecord) bool {
+	if x, y := a.Load*b.Capacity, b.Load*a.Capacity; x != y {
+		return x < y
 	}
-	n := min(max, w.Capacity-w.Load)
-	var took []int
+	return a.Load < b.Load
+}
+
+// decidePlace places claimable tasks (in the order given; nil entries are
+// skipped), at most max, each on the least loaded target that is still
+// live with the token the scan saw and has free capacity. It returns the
+// next records of the targets used (by index), the indexes of the tasks
+// taken and their next records (by index).
+func decidePlace(targets []placeTarget, tasks []*taskRecord, owners map[string]*workerRecord, max int, nowMs int64) (map[int]*workerRecord, []int, map[int]*taskRecord) {
+	cur := make([]*workerRecord, len(targets))
+	for k, tg := range targets {
+		if tg.w.live(nowMs) && tg.w.FencingToken == tg.token {
+			c := *tg.w
+			cur[k] = &c
+		}
+	}
+	nextW := map[int]*workerRecord{}
 	next := map[int]*taskRecord{}
+	var took []int
 	for i, t := range tasks {
-		if len(took) >= n {
+		if len(took) >= max {
 			break
 		}
 		if !claimable(t, owners, nowMs) {
 			continue
 		}
+		best := -1
+		for k, w := range cur {
+			if w != nil && w.Load < w.Capacity && (best < 0 || lessLoaded(w, cur[best])) {
+				best = k
+			}
+		}
+		if best < 0 {
+			break // every target is full
+		}
+		w, tg := cur[best], targets[best]
+		w.Load++
+		nextW[best] = w
 		nt := *t
-		nt.State, nt.Worker, nt.Token, nt.Attempts, nt.AssignedAtMs = api.WorkerTaskAssigned, id, token, t.Attempts+1, nowMs
+		nt.State, nt.Worker, nt.Token, nt.Attempts, nt.AssignedAtMs = api.WorkerTaskAssigned, tg.id, tg.token, t.Attempts+1, nowMs
 		next[i] = &nt
 		took = append(took, i)
 	}
-	nw := *w
-	nw.Load += len(took)
-	return &nw, took, next, ""
+	return nextW, took, next
+}
+
+// decideClaim places claimable tasks (in the order given) on worker id
+// until it holds min(max, free capacity) more: decidePlace with one
+// target, refused unless w is the worker's live registration with token.
+func decideClaim(w *workerRecord, id string, token uint64, tasks []*taskRecord, owners map[string]*workerRecord, max int, nowMs int64) (*workerRecord, []int, map[int]*taskRecord, string) {
+	if msg := workerRefusal(w, id, token, nowMs, false); msg != "" {
+		return nil, nil, nil, msg
+	}
+	nextW, took, next := decidePlace([]placeTarget{{id, token, w}}, tasks, owners, max, nowMs)
+	if nw := nextW[0]; nw != nil {
+		return nw, took, next, ""
+	}
+	return w, nil, nil, ""
 }
 
 // stealBound is how many tasks a thief with thief's record may take from
@@ -515,9 +561,6 @@ type stepPlan struct {
 // tasks (concurrent requests took them all) is planned again, at most
 // workerClaimRounds times.
 func (s *Service) placement(ctx context.Context, op string, req *api.WorkerRequest, plan func(owners map[string]*workerRecord, wids []string, max int, nowMs int64, out *api.WorkerResponse) (*stepPlan, error)) (*api.WorkerResponse, error) {
-	if _, err := workerKey(req.Pool, req.WorkerID); err != nil {
-		return nil, err
-	}
 	max, err := claimMax(req.Max)
 	if err != nil {
 		return nil, err
@@ -531,6 +574,9 @@ func (s *Service) placement(ctx context.Context, op string, req *api.WorkerReque
 		p, err := plan(owners, wids, max, s.b.NowMs(), out)
 		if err != nil {
 			return nil, err
+		}
+		if len(p.keys) == 0 {
+			break
 		}
 		out.Tasks, out.Error, out.IsSuccess, out.Victim = nil, "", false, ""
 		if _, err := s.updateKeys(ctx, p.keys, p.decide); err != nil {
@@ -548,8 +594,11 @@ func (s *Service) placement(ctx context.Context, op string, req *api.WorkerReque
 // or held by a dead worker) to a live worker, in task id order. The step is
 // guarded by the worker's record and every task it picked.
 func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	wkey, err := workerKey(req.Pool, req.WorkerID)
+	if err != nil {
+		return nil, err
+	}
 	return s.placement(ctx, "claim", req, func(owners map[string]*workerRecord, _ []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
-		wkey, _ := workerKey(req.Pool, req.WorkerID)
 		keys := [][]byte{wkey}
 		var ids []string
 		if w := owners[req.WorkerID]; w.live(now) {
@@ -584,13 +633,87 @@ func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api
 	})
 }
 
+// WorkerAssign places up to Max (≤ 16) claimable tasks of a pool on its
+// live workers, each on the least loaded one (load/capacity) with free
+// capacity. The step is guarded by the Max least loaded workers of the
+// scan and every task it picked; it is refused when the pool's name is
+// invalid and takes nothing when no worker has room.
+func (s *Service) WorkerAssign(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	if err := checkPoolName(req.Pool); err != nil {
+		return nil, err
+	}
+	return s.placement(ctx, "assign", req, func(owners map[string]*workerRecord, wids []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
+		var cands []string
+		free := 0
+		for _, id := range wids {
+			if w := owners[id]; w.live(now) && w.Load < w.Capacity {
+				cands = append(cands, id)
+			}
+		}
+		slices.SortStableFunc(cands, func(a, b string) int {
+			switch {
+			case lessLoaded(owners[a], owners[b]):
+				return -1
+			case lessLoaded(owners[b], owners[a]):
+				return 1
+			}
+			return 0
+		})
+		cands = cands[:min(len(cands), max)]
+		var keys [][]byte
+		for _, id := range cands {
+			k, _ := workerKey(req.Pool, id)
+			keys = append(keys, k)
+			free += owners[id].Capacity - owners[id].Load
+		}
+		var ids []string
+		if want := 2 * min(max, free); want > 0 {
+			err := s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
+				if claimable(t, owners, now) {
+					k, _ := taskKey(req.Pool, id)
+					keys, ids = append(keys, k), append(ids, id)
+				}
+				return len(ids) < want
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		nw := len(cands)
+		if len(keys) == 0 { // nothing to place, nowhere to place it
+			out.IsSuccess = true
+			return &stepPlan{}, nil
+		}
+		return &stepPlan{keys: keys, picked: len(ids), decide: func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+			ws, tasks, err := decodeStep(curs, nw)
+			if err != nil {
+				return nil, err
+			}
+			targets := make([]placeTarget, nw)
+			for k, id := range cands {
+				targets[k] = placeTarget{id, owners[id].FencingToken, ws[k]}
+			}
+			nextW, took, next := decidePlace(targets, tasks, owners, max, nowMs)
+			out.IsSuccess = true
+			out.Tasks = taskViews(took, next, ids, nw, owners, nowMs)
+			if len(took) == 0 {
+				return nil, nil
+			}
+			return recordOps(keys, nextW, next, false)
+		}}, nil
+	})
+}
+
 // WorkerSteal moves up to Max (≤ 16) assigned but not started tasks of the
 // most loaded live worker with something to steal to the calling worker,
 // never more than its free capacity nor half of the victim's not started
 // tasks.
 func (s *Service) WorkerSteal(ctx context.Context, req *api.WorkerRequest) (*api.WorkerResponse, error) {
+	tkey, err := workerKey(req.Pool, req.WorkerID)
+	if err != nil {
+		return nil, err
+	}
 	return s.placement(ctx, "steal", req, func(owners map[string]*workerRecord, wids []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
-		tkey, _ := workerKey(req.Pool, req.WorkerID)
 		thief := owners[req.WorkerID]
 		victimID := ""
 		if thief.live(now) {

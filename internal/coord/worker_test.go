@@ -59,6 +59,32 @@ func (s *workerSim) claim(id string, token uint64, max int) ([]string, string) {
 	return got, ""
 }
 
+// assign runs decidePlace over the workers ids; scanned overrides the
+// token the scan saw for some of them.
+func (s *workerSim) assign(ids []string, scanned map[string]uint64, max int) []string {
+	targets := make([]placeTarget, len(ids))
+	for k, id := range ids {
+		tok, ok := scanned[id]
+		if !ok {
+			tok = s.workers[id].FencingToken
+		}
+		targets[k] = placeTarget{id, tok, s.workers[id]}
+	}
+	// Tasks follow the targets in the key order, as in the service.
+	tasks := append(make([]*taskRecord, len(ids)), s.list()...)
+	nextW, took, next := decidePlace(targets, tasks, s.workers, max, s.now)
+	for k, w := range nextW {
+		s.workers[ids[k]] = w
+	}
+	var got []string
+	for _, i := range took {
+		id := s.ids[i-len(ids)]
+		s.tasks[id] = next[i]
+		got = append(got, id+"@"+next[i].Worker)
+	}
+	return got
+}
+
 func (s *workerSim) steal(thief string, token uint64, victim string, max int) []string {
 	v := s.workers[victim]
 	nth, nv, took, next, msg := decideSteal(s.workers[thief], thief, token, v, victim, v.FencingToken, s.list(), max, s.now)
@@ -159,9 +185,12 @@ func TestDecideWorkerRandom(t *testing.T) {
 		tokens[n] = s.register(n, i+1, 5_000)
 	}
 	s.submit(200)
+	stolen := 0
 	for range 5_000 {
 		n := names[r.IntN(len(names))]
-		switch r.IntN(8) {
+		switch r.IntN(9) {
+		case 8:
+			s.assign(names, nil, 1+r.IntN(16))
 		case 0, 1:
 			s.claim(n, tokens[n], 1+r.IntN(16))
 		case 2:
@@ -172,6 +201,7 @@ func TestDecideWorkerRandom(t *testing.T) {
 				if len(got) > before/2 {
 					t.Fatalf("stole %d of %d queued tasks", len(got), before)
 				}
+				stolen += len(got)
 			}
 		case 3, 4:
 			for id, tk := range s.tasks {
@@ -198,6 +228,13 @@ func TestDecideWorkerRandom(t *testing.T) {
 			}
 		}
 		s.check()
+	}
+	var completed uint64
+	for _, w := range s.workers {
+		completed += w.Completed
+	}
+	if stolen == 0 || completed < 50 {
+		t.Fatalf("the walk stole %d and completed %d tasks; too few to mean anything", stolen, completed)
 	}
 }
 
@@ -318,6 +355,24 @@ func TestDecideWorkerStealBound(t *testing.T) {
 	}
 	if stealBound(&workerRecord{Capacity: 100}, &workerRecord{Load: 100}, 50) != api.MaxWorkerClaim {
 		t.Fatal("steal not bounded by MaxWorkerClaim")
+	}
+	s.check()
+}
+
+func TestDecideWorkerPlaceLeastLoaded(t *testing.T) {
+	s := newWorkerSim(t)
+	s.register("x", 2, 10_000)
+	s.register("y", 4, 10_000)
+	z := s.register("z", 4, 10_000)
+	s.submit(8)
+	s.register("z", 4, 10_000) // re-registered since the scan saw token z
+	got := s.assign([]string{"x", "y", "z"}, map[string]uint64{"z": z}, 16)
+	want := "t0000@x,t0001@y,t0002@y,t0003@x,t0004@y,t0005@y"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("assign = %v; want %s (z's scanned token is stale)", got, want)
+	}
+	if got := s.assign([]string{"x", "y"}, nil, 16); len(got) != 0 {
+		t.Fatalf("assign with every worker full = %v", got)
 	}
 	s.check()
 }
