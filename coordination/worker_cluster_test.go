@@ -87,11 +87,11 @@ func TestWorkerPoolCluster(t *testing.T) {
 							mu.Unlock()
 							done.Add(1)
 						}
+						if err := w.Heartbeat(ctx); err != nil {
+							t.Errorf("%s: heartbeat: %v", id, err)
+							return
+						}
 						if len(got) == 0 {
-							if err := w.Heartbeat(ctx); err != nil {
-								t.Errorf("%s: heartbeat: %v", id, err)
-								return
-							}
 							time.Sleep(20 * time.Millisecond) // pace the polling of an empty pool
 						}
 					}
@@ -143,17 +143,20 @@ func TestWorkerPoolCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		doomed, err := p1.Register(ctx, "doomed", 3, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := doomed.Claim(ctx, 16)
-		if err != nil || len(got) != 3 {
-			t.Fatalf("doomed claimed %v, %v", got, err)
-		}
-		if err := doomed.Start(ctx, "a"); err != nil {
-			t.Fatal(err)
-		}
+		// doomed takes all three and starts one, then never heartbeats. Its
+		// TTL is short: on a slow machine it may expire before it got there,
+		// and then it simply registers again (taking its tasks back).
+		var doomed *coordination.Worker
+		cl.Eventually(30*time.Second, func() error {
+			var err error
+			if doomed, err = p1.Register(ctx, "doomed", 3, time.Second); err != nil {
+				return err
+			}
+			if got, err := doomed.Claim(ctx, 16); err != nil || len(got) != 3 {
+				return fmt.Errorf("doomed claimed %v, %v", got, err)
+			}
+			return doomed.Start(ctx, "a")
+		})
 		rescuer, err := p3.Register(ctx, "rescuer", 4, 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -168,8 +171,8 @@ func TestWorkerPoolCluster(t *testing.T) {
 			}
 			for _, tk := range got {
 				mine = append(mine, tk.TaskID)
-				if tk.Attempts != 2 {
-					t.Errorf("reclaimed %s with attempts %d, want 2", tk.TaskID, tk.Attempts)
+				if tk.Attempts < 2 {
+					t.Errorf("reclaimed %s with attempts %d, want ≥ 2", tk.TaskID, tk.Attempts)
 				}
 			}
 			if len(mine) < 3 {
