@@ -379,7 +379,7 @@ func (s *Service) poolTasks(ctx context.Context, pool string, f func(id string, 
 // recordOps returns the writes of the given records (by index of keys):
 // a put of each worker and task record, a delete for a nil task when
 // deleteNil.
-func recordOps(keys [][]byte, workers map[int]*workerRecord, tasks map[int]*taskRecord, deleteNil bool) ([]api.TxnOp, error) {
+func recordOps(keys [][]byte, workers map[int]*workerRecord, tasks map[int]*taskRecord, deleteNil bool) []api.TxnOp {
 	var ops []api.TxnOp
 	for i, k := range keys {
 		if w, ok := workers[i]; ok {
@@ -390,7 +390,7 @@ func recordOps(keys [][]byte, workers map[int]*workerRecord, tasks map[int]*task
 			ops = append(ops, del(k))
 		}
 	}
-	return ops, nil
+	return ops
 }
 
 func (t *taskRecord) view(id string, owners map[string]*workerRecord, nowMs int64) api.WorkerTask {
@@ -628,7 +628,7 @@ func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api
 			if msg != "" || len(took) == 0 {
 				return nil, nil
 			}
-			return recordOps(keys, map[int]*workerRecord{0: nw}, next, false)
+			return recordOps(keys, map[int]*workerRecord{0: nw}, next, false), nil
 		}}, nil
 	})
 }
@@ -699,7 +699,7 @@ func (s *Service) WorkerAssign(ctx context.Context, req *api.WorkerRequest) (*ap
 			if len(took) == 0 {
 				return nil, nil
 			}
-			return recordOps(keys, nextW, next, false)
+			return recordOps(keys, nextW, next, false), nil
 		}}, nil
 	})
 }
@@ -765,7 +765,7 @@ func (s *Service) WorkerSteal(ctx context.Context, req *api.WorkerRequest) (*api
 				return nil, nil
 			}
 			out.Victim = victimID
-			return recordOps(keys, map[int]*workerRecord{0: nth, 1: nv}, next, false)
+			return recordOps(keys, map[int]*workerRecord{0: nth, 1: nv}, next, false), nil
 		}}, nil
 	})
 }
@@ -798,7 +798,7 @@ func (s *Service) workerTaskStep(ctx context.Context, op string, req *api.Worker
 		if nw == nil {
 			return nil, nil
 		}
-		return recordOps(keys, map[int]*workerRecord{0: nw}, map[int]*taskRecord{1: nt}, true)
+		return recordOps(keys, map[int]*workerRecord{0: nw}, map[int]*taskRecord{1: nt}, true), nil
 	})
 	if err != nil {
 		return nil, err
