@@ -19,7 +19,7 @@ const (
 // Limits and defaults of the worker coordinator.
 const (
 	MaxWorkerCapacity    = 1_000      // tasks one worker may hold
-	MaxWorkersPerPool    = 1_000      // worker records of one pool (live or not)
+	MaxWorkersPerPool    = 1_000      // workers of one pool that are live or named by tasks
 	MaxWorkerPoolTasks   = 10_000     // unfinished tasks of one pool
 	MaxWorkerPayloadSize = 64 << 10   // bytes of a task payload
 	MaxWorkerTaskIDSize  = 256        // bytes of a task id
@@ -41,7 +41,9 @@ const (
 
 // WorkerRequest is the request of every worker coordinator operation.
 //
-// register: Pool, WorkerID, Capacity (1..1000), TTLMs (default 30000).
+// register: Pool, WorkerID, Capacity (1..1000), TTLMs (default 30000);
+// the FencingToken answered comes from the pool's counter, larger than any
+// token the pool issued before (to any id, deleted records included).
 // heartbeat, deregister: FencingToken. submit: TaskID, Payload.
 // claim, steal: FencingToken, Max (default 1, ≤ 16). assign: Max. start, complete:
 // FencingToken, TaskID. fail: FencingToken, TaskID, Error. status: Pool.
@@ -62,7 +64,10 @@ type WorkerRequest struct {
 
 // WorkerInfo is one worker of a pool. Load counts its assigned and
 // started tasks; Live is false once its deadline (leader clock) passed or
-// it deregistered, and then it holds nothing.
+// it deregistered, and then it holds nothing. A dead worker is listed until
+// its record is deleted: at once by a deregistration without tasks, else
+// by the pruning of a registration that finds the pool at its limit once
+// no task names it.
 type WorkerInfo struct {
 	WorkerID     string `cbor:"worker_id" json:"worker_id"`
 	Capacity     int    `cbor:"capacity" json:"capacity"`

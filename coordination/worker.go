@@ -100,7 +100,10 @@ type Worker struct {
 
 // Register registers (or re-registers, ending the earlier registration and
 // releasing its tasks) worker id with capacity ≥ 1 and a liveness TTL
-// (0 = 30 s, at most 24 h).
+// (0 = 30 s, at most 24 h). The token is larger than any the pool issued
+// before, even to an id whose record was deleted. A pool holds at most
+// 1,000 workers that are live or still named by tasks; registering a new
+// id beyond that is refused (api.CodeResourceExhausted).
 func (p *WorkerPool) Register(ctx context.Context, id string, capacity int, ttl time.Duration) (*Worker, error) {
 	resp, err := p.c.WorkerRegister(ctx, &api.WorkerRequest{Pool: p.pool, WorkerID: id, Capacity: capacity, TTLMs: ttl.Milliseconds()})
 	if err != nil {
@@ -148,6 +151,8 @@ func (w *Worker) Heartbeat(ctx context.Context) error {
 }
 
 // Deregister ends the registration; its unfinished tasks become pending.
+// The worker's record is deleted at once when it holds no task, else once
+// they are reclaimed (when the pool next prunes).
 func (w *Worker) Deregister(ctx context.Context) error {
 	_, err := w.do(ctx, "deregister", w.p.c.WorkerDeregister, w.req())
 	return err

@@ -85,10 +85,13 @@ func (a *app) newWorkerCmd() *cobra.Command {
 		Short: "Worker coordination: pools of workers with capacity, task placement and work stealing",
 		Long: `Worker coordination (spec 3.11). A worker registers in a pool with a
 capacity (1..1000 tasks) and a TTL (default 30000 ms, at most 24 h); each
-registration gets a fencing token strictly greater than the worker's earlier
-ones, and every later call needs it ("fencing token mismatch" otherwise).
+registration gets a fencing token strictly greater than any the pool issued
+before, and every later call needs it ("fencing token mismatch" otherwise).
 A worker whose deadline passes on the leader's clock without a heartbeat is
 dead: it gets no new work and its unfinished tasks are claimable again.
+deregister deletes the worker's record when it holds no task; a dead
+worker's record that no task names any more is deleted when a new worker
+id finds the pool at its limit of 1000 workers live or named by tasks.
 
 Tasks are submitted to a pool with an id and a payload (≤ 64 KiB); a pool
 holds at most 10000 unfinished tasks. claim gives a worker up to

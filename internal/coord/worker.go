@@ -11,8 +11,9 @@ import (
 )
 
 // PrefixWorker is the key prefix of the worker coordinator: per pool, one
-// record per worker at PrefixWorker+pool+":w:"+id and one per unfinished
-// task at PrefixWorker+pool+":t:"+id.
+// record per worker at PrefixWorker+pool+":w:"+id, one per unfinished
+// task at PrefixWorker+pool+":t:"+id and the pool's fencing token counter
+// at PrefixWorker+pool+":seq".
 const PrefixWorker = "__coord:worker:"
 
 // workerScanPage is the page size of the worker coordinator's scans.
@@ -25,8 +26,12 @@ const workerClaimRounds = 4
 // workerRecord is one worker of a pool. Load and Started count the tasks
 // assigned to its current token (all of them, and those started); they
 // change only in transactions that also change those tasks, so a live
-// worker's Load is exact and never exceeds Capacity. A record is never
-// deleted (tokens keep increasing); deregistration sets DeadlineMs to 0.
+// worker's Load is exact and never exceeds Capacity; a dead one's Load is
+// an upper bound of the tasks still assigned to its token (reclaims do not
+// write to it). Tokens come from the pool's counter, so a record may be
+// deleted once dead and unreferenced (prunable) without a token ever
+// repeating; deregistration deletes it at once when Load is 0, else sets
+// DeadlineMs to 0.
 type workerRecord struct {
 	Capacity       int    `json:"capacity"`
 	FencingToken   uint64 `json:"fencing_token"`
@@ -55,31 +60,41 @@ type taskRecord struct {
 	LastError     string `json:"last_error,omitempty"`
 }
 
+// poolOwners is a snapshot of a pool's worker records and of its token
+// counter, read before them: every token up to seq had its record written
+// before the scan of the records began.
+type poolOwners struct {
+	workers map[string]*workerRecord
+	seq     uint64
+}
+
 // ownerDead reports whether t is assigned to a registration that is over:
 // its worker's record (from owners) carries a later token, or that token's
-// deadline passed or it deregistered. Both only ever stay true (tokens
-// increase; an expired registration cannot be heartbeated), so a snapshot
-// of the worker records that says "dead" stays right. A worker missing
-// from owners registered after the snapshot: live.
-func ownerDead(t *taskRecord, owners map[string]*workerRecord, nowMs int64) bool {
+// deadline passed or it deregistered, or the record is missing although
+// the token was issued before the snapshot (it was deleted, which only
+// happens to dead records). All only ever stay true (tokens strictly
+// increase per pool; an expired registration cannot be heartbeated), so a
+// snapshot that says "dead" stays right. A missing worker whose token is
+// newer than the snapshot registered after it: live.
+func ownerDead(t *taskRecord, owners *poolOwners, nowMs int64) bool {
 	if t.State == api.WorkerTaskPending {
 		return false
 	}
-	w := owners[t.Worker]
+	w := owners.workers[t.Worker]
 	if w == nil {
-		return false
+		return t.Token <= owners.seq
 	}
 	return w.FencingToken > t.Token || (w.FencingToken == t.Token && !w.live(nowMs))
 }
 
 // claimable reports whether t may be placed on a worker: pending, or held
 // by a dead owner.
-func claimable(t *taskRecord, owners map[string]*workerRecord, nowMs int64) bool {
+func claimable(t *taskRecord, owners *poolOwners, nowMs int64) bool {
 	return t != nil && (t.State == api.WorkerTaskPending || ownerDead(t, owners, nowMs))
 }
 
 // effectiveState is t's state as reported: a dead owner's task is pending.
-func effectiveState(t *taskRecord, owners map[string]*workerRecord, nowMs int64) string {
+func effectiveState(t *taskRecord, owners *poolOwners, nowMs int64) string {
 	if ownerDead(t, owners, nowMs) {
 		return api.WorkerTaskPending
 	}
@@ -100,29 +115,63 @@ func workerRefusal(w *workerRecord, id string, token uint64, nowMs int64, allowE
 	return ""
 }
 
-// decideWorkerRegister issues the previous token + 1 with no load: the
-// tasks of the earlier registration belong to a dead owner from now on.
-func decideWorkerRegister(cur *workerRecord, capacity int, ttlMs, nowMs int64) *workerRecord {
-	next := &workerRecord{Capacity: capacity, FencingToken: 1, TTLMs: ttlMs, RegisteredAtMs: nowMs, DeadlineMs: nowMs + ttlMs}
+// decideWorkerRegister issues the pool's next token (seq is the pool's
+// counter, the largest token it issued; the new token is also the next
+// counter) with no load: the tasks of the earlier registration belong to a
+// dead owner from now on. max with cur's token keeps tokens increasing
+// over records written before the counter existed.
+func decideWorkerRegister(cur *workerRecord, seq uint64, capacity int, ttlMs, nowMs int64) *workerRecord {
+	next := &workerRecord{Capacity: capacity, FencingToken: seq + 1, TTLMs: ttlMs, RegisteredAtMs: nowMs, DeadlineMs: nowMs + ttlMs}
 	if cur != nil {
-		next.FencingToken, next.Completed = cur.FencingToken+1, cur.Completed
+		next.FencingToken, next.Completed = max(seq, cur.FencingToken)+1, cur.Completed
 	}
 	return next
 }
 
 // decideWorkerChange heartbeats (deadline = now + TTL, live only) or
-// deregisters (expired too) the registration with token.
-func decideWorkerChange(cur *workerRecord, id, op string, token uint64, nowMs int64) (*workerRecord, string) {
+// deregisters (expired too) the registration with token. A deregistration
+// whose Load is 0 (no task holds the token) returns gone: delete the
+// record.
+func decideWorkerChange(cur *workerRecord, id, op string, token uint64, nowMs int64) (next *workerRecord, gone bool, msg string) {
 	if msg := workerRefusal(cur, id, token, nowMs, op == "deregister"); msg != "" {
-		return nil, msg
+		return nil, false, msg
 	}
-	next := *cur
+	nw := *cur
 	if op == "deregister" {
-		next.DeadlineMs, next.Load, next.Started = 0, 0, 0
-	} else {
-		next.DeadlineMs = nowMs + cur.TTLMs
+		nw.DeadlineMs = 0
+		return &nw, nw.Load == 0, ""
 	}
-	return &next, ""
+	nw.DeadlineMs = nowMs + cur.TTLMs
+	return &nw, false, ""
+}
+
+// prunable lists the worker records of owners (ids in order) that may be
+// deleted: dead, and no task of tasks (the whole pool, scanned after
+// owners) assigned to their current token. Such a record stays prunable
+// while its token is unchanged: a dead registration gains no tasks.
+func prunable(owners *poolOwners, ids []string, tasks []*taskRecord, nowMs int64) []string {
+	held := map[string]bool{}
+	for _, t := range tasks {
+		if t == nil {
+			continue
+		}
+		if w := owners.workers[t.Worker]; t.State != api.WorkerTaskPending && w != nil && w.FencingToken == t.Token {
+			held[t.Worker] = true
+		}
+	}
+	var out []string
+	for _, id := range ids {
+		if !owners.workers[id].live(nowMs) && !held[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// decidePrune says whether the fresh record w, which a pruning scan found
+// prunable with token, may be deleted: still dead with that token.
+func decidePrune(w *workerRecord, token uint64, nowMs int64) bool {
+	return w != nil && w.FencingToken == token && !w.live(nowMs)
 }
 
 // placeTarget is a worker a placement may use: its id, the token the
@@ -146,7 +195,7 @@ func lessLoaded(a, b *workerRecord) bool {
 // live with the token the scan saw and has free capacity. It returns the
 // next records of the targets used (by index), the indexes of the tasks
 // taken and their next records (by index).
-func decidePlace(targets []placeTarget, tasks []*taskRecord, owners map[string]*workerRecord, max int, nowMs int64) (map[int]*workerRecord, []int, map[int]*taskRecord) {
+func decidePlace(targets []placeTarget, tasks []*taskRecord, owners *poolOwners, max int, nowMs int64) (map[int]*workerRecord, []int, map[int]*taskRecord) {
 	cur := make([]*workerRecord, len(targets))
 	for k, tg := range targets {
 		if tg.w.live(nowMs) && tg.w.FencingToken == tg.token {
@@ -187,7 +236,7 @@ func decidePlace(targets []placeTarget, tasks []*taskRecord, owners map[string]*
 // decideClaim places claimable tasks (in the order given) on worker id
 // until it holds min(max, free capacity) more: decidePlace with one
 // target, refused unless w is the worker's live registration with token.
-func decideClaim(w *workerRecord, id string, token uint64, tasks []*taskRecord, owners map[string]*workerRecord, max int, nowMs int64) (*workerRecord, []int, map[int]*taskRecord, string) {
+func decideClaim(w *workerRecord, id string, token uint64, tasks []*taskRecord, owners *poolOwners, max int, nowMs int64) (*workerRecord, []int, map[int]*taskRecord, string) {
 	if msg := workerRefusal(w, id, token, nowMs, false); msg != "" {
 		return nil, nil, nil, msg
 	}
@@ -343,22 +392,106 @@ func (s *Service) scanPrefix(ctx context.Context, prefix []byte, limit int, what
 	}
 }
 
-// poolWorkers reads every worker record of pool.
-func (s *Service) poolWorkers(ctx context.Context, pool string) (map[string]*workerRecord, []string, error) {
+// seqKey is the key of pool's fencing token counter (a JSON number, the
+// largest token the pool issued); pool is valid.
+func seqKey(pool string) []byte { return []byte(PrefixWorker + pool + ":seq") }
+
+// decodeSeq decodes a pool's token counter (0 when absent).
+func decodeSeq(kv *api.KeyValue) (uint64, error) {
+	n, err := decodeJSON[uint64](kv)
+	if err != nil || n == nil {
+		return 0, err
+	}
+	return *n, nil
+}
+
+// poolWorkers reads the token counter of pool, then every worker record.
+func (s *Service) poolWorkers(ctx context.Context, pool string) (*poolOwners, []string, error) {
+	kv, err := s.b.Read(ctx, seqKey(pool))
+	if err != nil {
+		return nil, nil, err
+	}
+	out := &poolOwners{workers: map[string]*workerRecord{}}
+	if out.seq, err = decodeSeq(kv); err != nil {
+		return nil, nil, err
+	}
 	prefix := []byte(PrefixWorker + pool + ":w:")
-	out := map[string]*workerRecord{}
 	var ids []string
-	err := s.scanPrefix(ctx, prefix, api.MaxWorkersPerPool, "workers in pool "+pool, func(kv *api.KeyValue) (bool, error) {
+	// Registration checks the limit before writing, so a pool may
+	// overshoot it a little; twice the limit is corruption or abuse.
+	err = s.scanPrefix(ctx, prefix, 2*api.MaxWorkersPerPool, "workers in pool "+pool, func(kv *api.KeyValue) (bool, error) {
 		w, err := decodeJSON[workerRecord](kv)
 		if err != nil {
 			return false, err
 		}
 		id := string(kv.Key[len(prefix):])
-		out[id] = w
+		out.workers[id] = w
 		ids = append(ids, id)
 		return true, nil
 	})
 	return out, ids, err
+}
+
+// seqOps returns the write that raises the counter (cur) to at least
+// token, if any: deleting a record keeps its token issued.
+func seqOps(key []byte, cur, token uint64) []api.TxnOp {
+	if token <= cur {
+		return nil
+	}
+	return []api.TxnOp{put(key, mustJSON(token))}
+}
+
+// prunePool deletes the prunable worker records of pool and returns how
+// many records remain: a snapshot, a scan of every task, then steps of at
+// most MaxBatchOps-1 records (and the counter), each deleting the records
+// still dead with the token the snapshot saw.
+func (s *Service) prunePool(ctx context.Context, pool string) (int, error) {
+	owners, ids, err := s.poolWorkers(ctx, pool)
+	if err != nil {
+		return 0, err
+	}
+	var tasks []*taskRecord
+	if err := s.poolTasks(ctx, pool, func(_ string, t *taskRecord) bool { tasks = append(tasks, t); return true }); err != nil {
+		return 0, err
+	}
+	left := len(ids)
+	skey := seqKey(pool)
+	for batch := range slices.Chunk(prunable(owners, ids, tasks, s.b.NowMs()), api.MaxBatchOps-1) {
+		keys := [][]byte{skey}
+		for _, id := range batch {
+			k, _ := workerKey(pool, id)
+			keys = append(keys, k)
+		}
+		deleted := 0
+		_, err := s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+			seq, err := decodeSeq(curs[0])
+			if err != nil {
+				return nil, err
+			}
+			ws, _, err := decodeStep(curs[1:], len(batch))
+			if err != nil {
+				return nil, err
+			}
+			var ops []api.TxnOp
+			top := seq
+			for i, w := range ws {
+				if decidePrune(w, owners.workers[batch[i]].FencingToken, nowMs) {
+					ops = append(ops, del(keys[i+1]))
+					top = max(top, w.FencingToken)
+				}
+			}
+			deleted = len(ops)
+			if len(ops) == 0 {
+				return nil, nil
+			}
+			return append(ops, seqOps(skey, seq, top)...), nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		left -= deleted
+	}
+	return left, nil
 }
 
 // poolTasks calls f with every task of pool in id order until it returns
@@ -393,7 +526,7 @@ func recordOps(keys [][]byte, workers map[int]*workerRecord, tasks map[int]*task
 	return ops
 }
 
-func (t *taskRecord) view(id string, owners map[string]*workerRecord, nowMs int64) api.WorkerTask {
+func (t *taskRecord) view(id string, owners *poolOwners, nowMs int64) api.WorkerTask {
 	v := api.WorkerTask{TaskID: id, State: effectiveState(t, owners, nowMs), Attempts: t.Attempts, Payload: t.Payload,
 		SubmittedAtMs: t.SubmittedAtMs, LastError: t.LastError}
 	if v.State != api.WorkerTaskPending {
@@ -423,7 +556,7 @@ func decodeStep(curs []*api.KeyValue, n int) ([]*workerRecord, []*taskRecord, er
 
 // taskViews is the public view of the tasks taken (indexes of keys; ids
 // holds the task ids from index first on).
-func taskViews(took []int, next map[int]*taskRecord, ids []string, first int, owners map[string]*workerRecord, nowMs int64) []api.WorkerTask {
+func taskViews(took []int, next map[int]*taskRecord, ids []string, first int, owners *poolOwners, nowMs int64) []api.WorkerTask {
 	var out []api.WorkerTask
 	for _, i := range took {
 		out = append(out, next[i].view(ids[i-first], owners, nowMs))
@@ -458,15 +591,29 @@ func (s *Service) WorkerRegister(ctx context.Context, req *api.WorkerRequest) (*
 		if err != nil {
 			return nil, err
 		}
-		if len(ids) >= api.MaxWorkersPerPool {
-			return nil, api.Errorf(api.CodeResourceExhausted, "pool %s has %d workers; the limit is %d", req.Pool, len(ids), api.MaxWorkersPerPool)
+		if n := len(ids); n >= api.MaxWorkersPerPool {
+			if n, err = s.prunePool(ctx, req.Pool); err != nil {
+				return nil, err
+			}
+			if n >= api.MaxWorkersPerPool {
+				return nil, api.Errorf(api.CodeResourceExhausted, "pool %s has %d workers that are live or hold tasks; the limit is %d", req.Pool, n, api.MaxWorkersPerPool)
+			}
 		}
 	}
 	out := workerResp("register", req)
-	_, err = recordStep(ctx, s, key, decodeJSON[workerRecord], func(cur *workerRecord, nowMs int64) (*workerRecord, struct{}) {
-		next := decideWorkerRegister(cur, req.Capacity, ttl, nowMs)
+	keys := [][]byte{seqKey(req.Pool), key}
+	_, err = s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+		seq, err := decodeSeq(curs[0])
+		if err != nil {
+			return nil, err
+		}
+		cur, err := decodeJSON[workerRecord](curs[1])
+		if err != nil {
+			return nil, err
+		}
+		next := decideWorkerRegister(cur, seq, req.Capacity, ttl, nowMs)
 		out.IsSuccess, out.FencingToken, out.DeadlineMs = true, next.FencingToken, next.DeadlineMs
-		return next, struct{}{}
+		return []api.TxnOp{put(keys[0], mustJSON(next.FencingToken)), put(key, mustJSON(next))}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -480,13 +627,31 @@ func (s *Service) workerChange(ctx context.Context, op string, req *api.WorkerRe
 		return nil, err
 	}
 	out := workerResp(op, req)
-	_, err = recordStep(ctx, s, key, decodeJSON[workerRecord], func(cur *workerRecord, nowMs int64) (*workerRecord, struct{}) {
-		next, msg := decideWorkerChange(cur, req.WorkerID, op, req.FencingToken, nowMs)
-		out.IsSuccess, out.Error, out.FencingToken, out.DeadlineMs = msg == "", msg, req.FencingToken, 0
-		if next != nil {
-			out.DeadlineMs = next.DeadlineMs
+	// A deregistration may delete the record: its step also raises the
+	// pool's counter to the record's token.
+	keys := [][]byte{key}
+	if op == "deregister" {
+		keys = append(keys, seqKey(req.Pool))
+	}
+	_, err = s.updateKeys(ctx, keys, func(curs []*api.KeyValue, nowMs int64) ([]api.TxnOp, error) {
+		cur, err := decodeJSON[workerRecord](curs[0])
+		if err != nil {
+			return nil, err
 		}
-		return next, struct{}{}
+		next, gone, msg := decideWorkerChange(cur, req.WorkerID, op, req.FencingToken, nowMs)
+		out.IsSuccess, out.Error, out.FencingToken, out.DeadlineMs = msg == "", msg, req.FencingToken, 0
+		switch {
+		case next == nil:
+			return nil, nil
+		case !gone:
+			out.DeadlineMs = next.DeadlineMs
+			return []api.TxnOp{put(key, mustJSON(next))}, nil
+		}
+		seq, err := decodeSeq(curs[1])
+		if err != nil {
+			return nil, err
+		}
+		return append([]api.TxnOp{del(key)}, seqOps(keys[1], seq, next.FencingToken)...), nil
 	})
 	if err != nil {
 		return nil, err
@@ -560,7 +725,7 @@ type stepPlan struct {
 // decision fills out. A round that took nothing although it had picked
 // tasks (concurrent requests took them all) is planned again, at most
 // workerClaimRounds times.
-func (s *Service) placement(ctx context.Context, op string, req *api.WorkerRequest, plan func(owners map[string]*workerRecord, wids []string, max int, nowMs int64, out *api.WorkerResponse) (*stepPlan, error)) (*api.WorkerResponse, error) {
+func (s *Service) placement(ctx context.Context, op string, req *api.WorkerRequest, plan func(owners *poolOwners, wids []string, max int, nowMs int64, out *api.WorkerResponse) (*stepPlan, error)) (*api.WorkerResponse, error) {
 	max, err := claimMax(req.Max)
 	if err != nil {
 		return nil, err
@@ -598,10 +763,10 @@ func (s *Service) WorkerClaim(ctx context.Context, req *api.WorkerRequest) (*api
 	if err != nil {
 		return nil, err
 	}
-	return s.placement(ctx, "claim", req, func(owners map[string]*workerRecord, _ []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
+	return s.placement(ctx, "claim", req, func(owners *poolOwners, _ []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
 		keys := [][]byte{wkey}
 		var ids []string
-		if w := owners[req.WorkerID]; w.live(now) {
+		if w := owners.workers[req.WorkerID]; w.live(now) {
 			want := 2 * min(max, w.Capacity-w.Load)
 			err := s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
 				if len(ids) >= want {
@@ -642,19 +807,19 @@ func (s *Service) WorkerAssign(ctx context.Context, req *api.WorkerRequest) (*ap
 	if err := checkPoolName(req.Pool); err != nil {
 		return nil, err
 	}
-	return s.placement(ctx, "assign", req, func(owners map[string]*workerRecord, wids []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
+	return s.placement(ctx, "assign", req, func(owners *poolOwners, wids []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
 		var cands []string
 		free := 0
 		for _, id := range wids {
-			if w := owners[id]; w.live(now) && w.Load < w.Capacity {
+			if w := owners.workers[id]; w.live(now) && w.Load < w.Capacity {
 				cands = append(cands, id)
 			}
 		}
 		slices.SortStableFunc(cands, func(a, b string) int {
 			switch {
-			case lessLoaded(owners[a], owners[b]):
+			case lessLoaded(owners.workers[a], owners.workers[b]):
 				return -1
-			case lessLoaded(owners[b], owners[a]):
+			case lessLoaded(owners.workers[b], owners.workers[a]):
 				return 1
 			}
 			return 0
@@ -664,7 +829,7 @@ func (s *Service) WorkerAssign(ctx context.Context, req *api.WorkerRequest) (*ap
 		for _, id := range cands {
 			k, _ := workerKey(req.Pool, id)
 			keys = append(keys, k)
-			free += owners[id].Capacity - owners[id].Load
+			free += owners.workers[id].Capacity - owners.workers[id].Load
 		}
 		var ids []string
 		if want := 2 * min(max, free); want > 0 {
@@ -691,7 +856,7 @@ func (s *Service) WorkerAssign(ctx context.Context, req *api.WorkerRequest) (*ap
 			}
 			targets := make([]placeTarget, nw)
 			for k, id := range cands {
-				targets[k] = placeTarget{id, owners[id].FencingToken, ws[k]}
+				targets[k] = placeTarget{id, owners.workers[id].FencingToken, ws[k]}
 			}
 			nextW, took, next := decidePlace(targets, tasks, owners, max, nowMs)
 			out.IsSuccess = true
@@ -713,16 +878,16 @@ func (s *Service) WorkerSteal(ctx context.Context, req *api.WorkerRequest) (*api
 	if err != nil {
 		return nil, err
 	}
-	return s.placement(ctx, "steal", req, func(owners map[string]*workerRecord, wids []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
-		thief := owners[req.WorkerID]
+	return s.placement(ctx, "steal", req, func(owners *poolOwners, wids []string, max int, now int64, out *api.WorkerResponse) (*stepPlan, error) {
+		thief := owners.workers[req.WorkerID]
 		victimID := ""
 		if thief.live(now) {
 			for _, id := range wids {
-				v := owners[id]
+				v := owners.workers[id]
 				if id == req.WorkerID || !v.live(now) || stealBound(thief, v, max) == 0 {
 					continue
 				}
-				if victimID == "" || v.Load > owners[victimID].Load {
+				if victimID == "" || v.Load > owners.workers[victimID].Load {
 					victimID = id
 				}
 			}
@@ -738,11 +903,11 @@ func (s *Service) WorkerSteal(ctx context.Context, req *api.WorkerRequest) (*api
 				return nil, nil
 			}}, nil
 		}
-		victimToken := owners[victimID].FencingToken
+		victimToken := owners.workers[victimID].FencingToken
 		vkey, _ := workerKey(req.Pool, victimID)
 		keys := [][]byte{tkey, vkey}
 		var ids []string
-		want := 2 * stealBound(thief, owners[victimID], max)
+		want := 2 * stealBound(thief, owners.workers[victimID], max)
 		err := s.poolTasks(ctx, req.Pool, func(id string, t *taskRecord) bool {
 			if t.State == api.WorkerTaskAssigned && t.Worker == victimID && t.Token == victimToken {
 				k, _ := taskKey(req.Pool, id)
@@ -849,7 +1014,7 @@ func (s *Service) WorkerStatus(ctx context.Context, req *api.WorkerRequest) (*ap
 	out.Workers = []api.WorkerInfo{}
 	out.Counts = map[string]int{api.WorkerTaskPending: 0, api.WorkerTaskAssigned: 0, api.WorkerTaskStarted: 0}
 	for _, id := range ids {
-		w := owners[id]
+		w := owners.workers[id]
 		in := api.WorkerInfo{WorkerID: id, Capacity: w.Capacity, Completed: w.Completed, Live: w.live(now),
 			FencingToken: w.FencingToken, TTLMs: w.TTLMs, DeadlineMs: w.DeadlineMs}
 		if in.Live {

@@ -2,7 +2,9 @@ package coord
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +17,8 @@ type workerSim struct {
 	t       *testing.T
 	now     int64
 	workers map[string]*workerRecord
+	seq     uint64 // the pool's token counter
+	done    int    // tasks completed
 	tasks   map[string]*taskRecord
 	ids     []string // task ids in submission (= key) order
 }
@@ -24,9 +28,58 @@ func newWorkerSim(t *testing.T) *workerSim {
 }
 
 func (s *workerSim) register(id string, capacity int, ttl int64) uint64 {
-	w := decideWorkerRegister(s.workers[id], capacity, ttl, s.now)
-	s.workers[id] = w
+	w := decideWorkerRegister(s.workers[id], s.seq, capacity, ttl, s.now)
+	if w.FencingToken <= s.seq {
+		s.t.Fatalf("register %s: token %d repeats (counter %d)", id, w.FencingToken, s.seq)
+	}
+	s.workers[id], s.seq = w, w.FencingToken
 	return w.FencingToken
+}
+
+// owners is the snapshot the service's scans would take.
+func (s *workerSim) owners() *poolOwners { return &poolOwners{workers: s.workers, seq: s.seq} }
+
+// change heartbeats or deregisters id; a deregistration that says gone
+// deletes the record.
+func (s *workerSim) change(id, op string, token uint64) string {
+	nw, gone, msg := decideWorkerChange(s.workers[id], id, op, token, s.now)
+	switch {
+	case msg != "":
+	case gone:
+		delete(s.workers, id)
+	default:
+		s.workers[id] = nw
+	}
+	return msg
+}
+
+// prune deletes the prunable worker records, as the service's pruning
+// step would, and returns their ids.
+func (s *workerSim) prune() []string {
+	ids := slices.Sorted(maps.Keys(s.workers))
+	got := prunable(s.owners(), ids, s.list(), s.now)
+	before := map[string]string{}
+	for tid, t := range s.tasks {
+		before[tid] = effectiveState(t, s.owners(), s.now)
+	}
+	for _, id := range got {
+		w := s.workers[id]
+		if !decidePrune(w, w.FencingToken, s.now) {
+			s.t.Fatalf("prunable %s is not deletable", id)
+		}
+		for tid, t := range s.tasks {
+			if t.State != api.WorkerTaskPending && t.Worker == id && t.Token == w.FencingToken {
+				s.t.Fatalf("pruned worker %s although task %s holds its token %d", id, tid, w.FencingToken)
+			}
+		}
+		delete(s.workers, id)
+	}
+	for tid, t := range s.tasks { // deleting dead records changes no task's state
+		if st := effectiveState(t, s.owners(), s.now); st != before[tid] {
+			s.t.Fatalf("pruning moved task %s from %s to %s", tid, before[tid], st)
+		}
+	}
+	return got
 }
 
 func (s *workerSim) submit(n int) {
@@ -46,7 +99,7 @@ func (s *workerSim) list() []*taskRecord {
 }
 
 func (s *workerSim) claim(id string, token uint64, max int) ([]string, string) {
-	nw, took, next, msg := decideClaim(s.workers[id], id, token, s.list(), s.workers, max, s.now)
+	nw, took, next, msg := decideClaim(s.workers[id], id, token, s.list(), s.owners(), max, s.now)
 	if msg != "" {
 		return nil, msg
 	}
@@ -65,14 +118,14 @@ func (s *workerSim) assign(ids []string, scanned map[string]uint64, max int) []s
 	targets := make([]placeTarget, len(ids))
 	for k, id := range ids {
 		tok, ok := scanned[id]
-		if !ok {
-			tok = s.workers[id].FencingToken
+		if w := s.workers[id]; !ok && w != nil {
+			tok = w.FencingToken
 		}
 		targets[k] = placeTarget{id, tok, s.workers[id]}
 	}
 	// Tasks follow the targets in the key order, as in the service.
 	tasks := append(make([]*taskRecord, len(ids)), s.list()...)
-	nextW, took, next := decidePlace(targets, tasks, s.workers, max, s.now)
+	nextW, took, next := decidePlace(targets, tasks, s.owners(), max, s.now)
 	for k, w := range nextW {
 		s.workers[ids[k]] = w
 	}
@@ -107,6 +160,7 @@ func (s *workerSim) finish(id string, token uint64, task string, fail bool) stri
 	}
 	s.workers[id] = nw
 	if nt == nil {
+		s.done++
 		delete(s.tasks, task)
 	} else {
 		s.tasks[task] = nt
@@ -129,7 +183,7 @@ func (s *workerSim) check() {
 	s.t.Helper()
 	load, started := map[string]int{}, map[string]int{}
 	for _, t := range s.tasks {
-		if t.State == api.WorkerTaskPending || ownerDead(t, s.workers, s.now) {
+		if t.State == api.WorkerTaskPending || ownerDead(t, s.owners(), s.now) {
 			continue
 		}
 		load[t.Worker]++
@@ -174,8 +228,10 @@ func TestDecideWorkerClaimRespectsCapacity(t *testing.T) {
 }
 
 // TestDecideWorkerRandom drives random claims, steals, starts, completions,
-// failures, expiries and re-registrations: no live worker ever holds more
-// than its capacity and every record's load matches its tasks.
+// failures, expiries, deregistrations, prunes and re-registrations: no live
+// worker ever holds more than its capacity, every record's load matches its
+// tasks, no token repeats (register) and pruning changes no task's state
+// (prune).
 func TestDecideWorkerRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	s := newWorkerSim(t)
@@ -185,10 +241,16 @@ func TestDecideWorkerRandom(t *testing.T) {
 		tokens[n] = s.register(n, i+1, 5_000)
 	}
 	s.submit(200)
-	stolen := 0
+	stolen, pruned := 0, 0
 	for range 5_000 {
 		n := names[r.IntN(len(names))]
-		switch r.IntN(9) {
+		switch r.IntN(11) {
+		case 9:
+			if w := s.workers[n]; w != nil && r.IntN(3) == 0 {
+				s.change(n, "deregister", w.FencingToken)
+			}
+		case 10:
+			pruned += len(s.prune())
 		case 8:
 			s.assign(names, nil, 1+r.IntN(16))
 		case 0, 1:
@@ -219,9 +281,7 @@ func TestDecideWorkerRandom(t *testing.T) {
 			}
 		case 6:
 			s.now += int64(r.IntN(2_000))
-			if nw, msg := decideWorkerChange(s.workers[n], n, "heartbeat", tokens[n], s.now); msg == "" {
-				s.workers[n] = nw
-			}
+			s.change(n, "heartbeat", tokens[n])
 		case 7:
 			if !s.workers[n].live(s.now) {
 				tokens[n] = s.register(n, 1+r.IntN(4), 5_000)
@@ -229,12 +289,8 @@ func TestDecideWorkerRandom(t *testing.T) {
 		}
 		s.check()
 	}
-	var completed uint64
-	for _, w := range s.workers {
-		completed += w.Completed
-	}
-	if stolen == 0 || completed < 50 {
-		t.Fatalf("the walk stole %d and completed %d tasks; too few to mean anything", stolen, completed)
+	if stolen == 0 || s.done < 50 || pruned < 10 {
+		t.Fatalf("the walk stole %d, completed %d tasks and pruned %d workers; too few to mean anything", stolen, s.done, pruned)
 	}
 }
 
@@ -251,7 +307,7 @@ func TestDecideWorkerDeadTasksReclaimed(t *testing.T) {
 		t.Fatalf("b claimed %v while a is live; want only t0002", got)
 	}
 	s.now += 1_000 // a's deadline passes: started or not, its tasks are free
-	if nw, msg := decideWorkerChange(s.workers["a"], "a", "heartbeat", a, s.now); nw != nil || !strings.Contains(msg, "expired") {
+	if nw, _, msg := decideWorkerChange(s.workers["a"], "a", "heartbeat", a, s.now); nw != nil || !strings.Contains(msg, "expired") {
 		t.Fatalf("heartbeat of an expired worker = %v %q", nw, msg)
 	}
 	if got, _ := s.claim("b", b, 4); strings.Join(got, ",") != "t0000,t0001" {
@@ -280,12 +336,10 @@ func TestDecideWorkerDeadTasksReclaimed(t *testing.T) {
 		t.Fatalf("c's new registration claimed %v; want its old task t0003", got)
 	}
 	// Deregistering frees them as well.
-	if nw, msg := decideWorkerChange(s.workers["c"], "c", "deregister", c2, s.now); msg != "" {
+	if msg := s.change("c", "deregister", c2); msg != "" {
 		t.Fatal(msg)
-	} else {
-		s.workers["c"] = nw
 	}
-	if !claimable(s.tasks["t0003"], s.workers, s.now) {
+	if !claimable(s.tasks["t0003"], s.owners(), s.now) {
 		t.Fatal("a deregistered worker's task is not claimable")
 	}
 	s.check()
@@ -303,7 +357,7 @@ func TestDecideWorkerStaleToken(t *testing.T) {
 		func() string { return s.start("a", a+1, "t0000") },
 		func() string { return s.finish("a", a+1, "t0000", false) },
 		func() string { return s.finish("a", a+1, "t0000", true) },
-		func() string { _, msg := decideWorkerChange(s.workers["a"], "a", "heartbeat", a+1, s.now); return msg },
+		func() string { return s.change("a", "heartbeat", a+1) },
 	} {
 		if msg := f(); !strings.Contains(msg, "fencing token mismatch") {
 			t.Fatalf("got %q; want a token mismatch", msg)
@@ -375,4 +429,111 @@ func TestDecideWorkerPlaceLeastLoaded(t *testing.T) {
 		t.Fatalf("assign with every worker full = %v", got)
 	}
 	s.check()
+}
+
+// TestDecideWorkerDeleteAndReregister: a deregistration without tasks
+// deletes the record, one with tasks keeps it (dead) until they are
+// reclaimed and pruning deletes it; a task of a deleted worker stays
+// claimable and a re-registration of a deleted id gets a token larger
+// than any the pool issued.
+func TestDecideWorkerDeleteAndReregister(t *testing.T) {
+	s := newWorkerSim(t)
+	a := s.register("a", 1, 10_000)
+	if msg := s.change("a", "deregister", a); msg != "" || s.workers["a"] != nil {
+		t.Fatalf("deregister without tasks = %q, record %+v; want it deleted", msg, s.workers["a"])
+	}
+	b := s.register("b", 2, 1_000)
+	a2 := s.register("a", 1, 10_000)
+	if a2 <= b {
+		t.Fatalf("re-registered a got token %d; want > %d, the largest issued", a2, b)
+	}
+	s.submit(2)
+	s.claim("b", b, 2)
+	if msg := s.change("b", "deregister", b); msg != "" || s.workers["b"] == nil {
+		t.Fatalf("deregister with tasks = %q, record %+v; want it kept", msg, s.workers["b"])
+	}
+	if got := s.prune(); len(got) != 0 {
+		t.Fatalf("pruned %v while b's tasks still name it", got)
+	}
+	if got, _ := s.claim("a", a2, 1); strings.Join(got, ",") != "t0000" {
+		t.Fatalf("a claimed %v; want b's t0000", got)
+	}
+	if got := s.prune(); len(got) != 0 {
+		t.Fatalf("pruned %v while t0001 still names b", got)
+	}
+	if msg := s.finish("a", a2, "t0000", false); msg != "" {
+		t.Fatal(msg)
+	}
+	// An expired worker is prunable too; b's t0001 keeps b until claimed.
+	c := s.register("c", 1, 500)
+	s.now += 1_000
+	if got := s.prune(); strings.Join(got, ",") != "c" {
+		t.Fatalf("pruned %v; want only c", got)
+	}
+	if got, _ := s.claim("a", a2, 1); strings.Join(got, ",") != "t0001" {
+		t.Fatalf("a claimed %v; want b's t0001", got)
+	}
+	if got := s.prune(); strings.Join(got, ",") != "b" {
+		t.Fatalf("pruned %v; want b", got)
+	}
+	// t0001 now names a; a task naming a deleted worker's token is free.
+	s.tasks["t0001"].Worker, s.tasks["t0001"].Token = "b", b
+	if !claimable(s.tasks["t0001"], s.owners(), s.now) {
+		t.Fatal("a task of a deleted worker is not claimable")
+	}
+	// A worker missing from a snapshot older than its token is live.
+	if claimable(&taskRecord{State: api.WorkerTaskAssigned, Worker: "z", Token: s.seq + 1}, s.owners(), s.now) {
+		t.Fatal("a task of a worker registered after the snapshot is claimable")
+	}
+	for _, id := range []string{"b", "c"} {
+		if tok := s.register(id, 1, 1_000); tok <= c {
+			t.Fatalf("re-registered %s got token %d; want > %d", id, tok, c)
+		}
+	}
+}
+
+// TestDecideWorkerPoolOutlivesLimit registers three times MaxWorkersPerPool
+// distinct ids that each take a task and die, pruning when the pool is at
+// the limit, as registration does: the pool never holds more than the
+// limit, every token is new and every task is still done.
+func TestDecideWorkerPoolOutlivesLimit(t *testing.T) {
+	s := newWorkerSim(t)
+	s.submit(3 * api.MaxWorkersPerPool)
+	keep := s.register("keeper", api.MaxWorkerCapacity, 1<<40)
+	seen := map[uint64]bool{keep: true}
+	for i := range 3 * api.MaxWorkersPerPool {
+		if len(s.workers) >= api.MaxWorkersPerPool && len(s.prune()) == 0 {
+			t.Fatalf("pool at the limit with nothing to prune after %d ids", i)
+		}
+		id := fmt.Sprintf("pod-%d", i)
+		tok := s.register(id, 1, 10)
+		if seen[tok] {
+			t.Fatalf("token %d issued twice", tok)
+		}
+		seen[tok] = true
+		s.claim(id, tok, 1)
+		if i%2 == 0 {
+			s.change(id, "deregister", tok)
+		}
+		s.now += 10 // the pod dies with its task
+		// Now and then the keeper reclaims and finishes what pods left.
+		if i%100 == 99 {
+			for {
+				got, _ := s.claim("keeper", keep, 16)
+				if len(got) == 0 {
+					break
+				}
+				for _, tid := range got {
+					s.finish("keeper", keep, tid, false)
+				}
+			}
+		}
+		s.check()
+	}
+	if len(s.workers) > api.MaxWorkersPerPool {
+		t.Fatalf("pool holds %d worker records; the limit is %d", len(s.workers), api.MaxWorkersPerPool)
+	}
+	if s.done < 2*api.MaxWorkersPerPool {
+		t.Fatalf("only %d tasks done", s.done)
+	}
 }
