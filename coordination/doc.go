@@ -1,8 +1,9 @@
 // Package coordination is the Go library of Aspen's coordination
 // primitives: locks with fencing tokens, lock sets, read/write locks,
 // counters, sequences, semaphores, token-bucket rate limiters, queues,
-// barriers, the service registry, leases and leader election, each a handle
-// over a cluster client.
+// barriers, the service registry, leases, leader election and worker pools
+// (capacity-bounded task placement with work stealing), each a handle over
+// a cluster client.
 //
 //	c, _ := client.New(client.Config{Ticket: t})
 //	l := coordination.NewLock(c, "jobs/nightly", coordination.LockOptions{TTL: 30 * time.Second})

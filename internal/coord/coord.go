@@ -1,8 +1,10 @@
 // Package coord owns the coordination primitives served by a node: locks
 // with fencing tokens and lock sets, unsigned and signed counters,
 // sequences, semaphores, token-bucket rate limiters, read/write locks,
-// queues, barriers, the service registry and leases, kept in keys of the
-// replicated key/value store under a "__coord:" prefix.
+// queues, barriers, the service registry, leases and the worker
+// coordinator (pools of workers with capacity-bounded task placement and
+// work stealing), kept in keys of the replicated key/value store under a
+// "__coord:" prefix.
 //
 // Every operation is one state-machine transaction or a bounded
 // compare-and-swap loop run on the leader (see DESIGN.md): read the record
