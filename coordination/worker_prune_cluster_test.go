@@ -2,8 +2,10 @@ package coordination_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 // new id is still accepted because registration prunes the dead records
 // no task names, while a live worker and a deregistered one whose task is
 // not reclaimed yet are kept; tokens keep increasing across the deletions.
+// Filled with live workers, the pool refuses a new id.
 func TestWorkerPoolPruneCluster(t *testing.T) {
 	cl := clustertest.New(t, 1, clustertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -46,26 +49,7 @@ func TestWorkerPoolPruneCluster(t *testing.T) {
 	}
 
 	// The rest of the pool: pods that die at once (TTL 1 ms).
-	pods := api.MaxWorkersPerPool - 2
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < pods; i += 8 {
-				if _, err := p.Register(ctx, fmt.Sprintf("pod-%04d", i), 1, time.Millisecond); err != nil {
-					errs <- fmt.Errorf("register pod-%04d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	registerMany(ctx, t, p, "pod", api.MaxWorkersPerPool-2, time.Millisecond)
 	workers, _, err := p.Status(ctx)
 	if err != nil || len(workers) != api.MaxWorkersPerPool {
 		t.Fatalf("status lists %d workers (%v); want the limit %d", len(workers), err, api.MaxWorkersPerPool)
@@ -96,5 +80,42 @@ func TestWorkerPoolPruneCluster(t *testing.T) {
 	again, err := p.Register(ctx, "pod-0005", 1, time.Minute)
 	if err != nil || again.FencingToken() <= fresh.FencingToken() {
 		t.Fatalf("pod-0005 registered again with token %v (%v); want > %d", again, err, fresh.FencingToken())
+	}
+
+	// Live workers (and gone, whose task still names it) do count: at
+	// the limit a new id is refused, and the refusal changes nothing.
+	registerMany(ctx, t, p, "live", api.MaxWorkersPerPool-4, time.Minute)
+	_, err = p.Register(ctx, "one-too-many", 1, time.Minute)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeResourceExhausted || !strings.Contains(ae.Message, "workers that are live or hold tasks; the limit is 1000") {
+		t.Fatalf("register beyond the limit: %v; want RESOURCE_EXHAUSTED naming the limit", err)
+	}
+	if workers, _, err := p.Status(ctx); err != nil || len(workers) != api.MaxWorkersPerPool {
+		t.Fatalf("status lists %d workers (%v) after the refusal; want %d", len(workers), err, api.MaxWorkersPerPool)
+	}
+}
+
+// registerMany registers n workers prefix-0000.. of capacity 1 with ttl,
+// 8 at a time.
+func registerMany(ctx context.Context, t *testing.T, p *coordination.WorkerPool, prefix string, n int, ttl time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 8 {
+				if _, err := p.Register(ctx, fmt.Sprintf("%s-%04d", prefix, i), 1, ttl); err != nil {
+					errs <- fmt.Errorf("register %s-%04d: %w", prefix, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
