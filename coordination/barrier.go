@@ -72,8 +72,8 @@ func (b *Barrier) poll(ctx context.Context, step func(context.Context, *api.Barr
 	for {
 		resp, err := step(ctx, req)
 		if err != nil {
-			if ctx.Err() != nil && last != nil {
-				return last, fmt.Errorf("%w: barrier %q: %s", ctx.Err(), b.name, last.Error)
+			if ended(ctx) != nil && last != nil {
+				return last, fmt.Errorf("%w: barrier %q: %s", ended(ctx), b.name, last.Error)
 			}
 			return last, err
 		}

@@ -56,6 +56,21 @@ func (b *backoff) wait(ctx context.Context, hint time.Duration) error {
 	}
 }
 
+// ended returns ctx's error, or context.DeadlineExceeded once ctx's
+// deadline has passed though ctx has not noticed yet: a call is cut by its
+// stream's deadline, which is ctx's, a moment before ctx.Err() is set, and
+// a wait that ran out of time must say so rather than report that call's
+// failure.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // randomID is a random holder id for handles created without one.
 func randomID() string {
 	const hex = "0123456789abcdef"

@@ -107,8 +107,8 @@ func (l *Lock) Acquire(ctx context.Context) (*Guard, error) {
 		case err == nil:
 			return g, nil
 		case !errors.Is(err, ErrHeld):
-			if ctx.Err() != nil && held != nil {
-				return nil, fmt.Errorf("%w: %w", ctx.Err(), held)
+			if ended(ctx) != nil && held != nil {
+				return nil, fmt.Errorf("%w: %w", ended(ctx), held)
 			}
 			return nil, err
 		}

@@ -52,11 +52,19 @@ func (s *LockSet) TryAcquire(ctx context.Context) (*LockSetGuard, error) {
 // backoff until it gets them all or ctx ends.
 func (s *LockSet) Acquire(ctx context.Context) (*LockSetGuard, error) {
 	var b backoff
+	var held error
 	for {
 		g, err := s.TryAcquire(ctx)
-		if err == nil || !errors.Is(err, ErrHeld) {
-			return g, err
+		switch {
+		case err == nil:
+			return g, nil
+		case !errors.Is(err, ErrHeld):
+			if ended(ctx) != nil && held != nil {
+				return nil, fmt.Errorf("%w: %w", ended(ctx), held)
+			}
+			return nil, err
 		}
+		held = err
 		if werr := b.wait(ctx, 0); werr != nil {
 			return nil, fmt.Errorf("%w: %w", werr, err)
 		}

@@ -86,8 +86,8 @@ func (q *Queue) Dequeue(ctx context.Context, opts DequeueOptions) ([]api.QueueIt
 			b.d = minBackoff
 		}
 		if err := b.wait(wctx, 0); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+			if ended(ctx) != nil {
+				return nil, ended(ctx)
 			}
 			return nil, nil
 		}

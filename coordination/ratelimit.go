@@ -64,8 +64,8 @@ func (r *RateLimiter) Acquire(ctx context.Context, n uint64) (uint64, error) {
 			return left, nil
 		}
 		if !errors.As(err, &d) {
-			if ctx.Err() != nil && denied != nil {
-				return left, fmt.Errorf("%w: %w", ctx.Err(), denied)
+			if ended(ctx) != nil && denied != nil {
+				return left, fmt.Errorf("%w: %w", ended(ctx), denied)
 			}
 			return left, err
 		}

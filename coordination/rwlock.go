@@ -111,8 +111,8 @@ func retryHeld[T any](ctx context.Context, try func() (T, error)) (T, error) {
 		case err == nil:
 			return v, nil
 		case !errors.Is(err, ErrHeld):
-			if ctx.Err() != nil && held != nil {
-				return v, fmt.Errorf("%w: %w", ctx.Err(), held)
+			if ended(ctx) != nil && held != nil {
+				return v, fmt.Errorf("%w: %w", ended(ctx), held)
 			}
 			return v, err
 		}

@@ -86,8 +86,8 @@ func (s *Semaphore) Acquire(ctx context.Context, n uint32) (*api.SemaphoreRespon
 			return resp, nil
 		}
 		if !errors.As(err, &d) {
-			if ctx.Err() != nil && denied != nil {
-				return resp, fmt.Errorf("%w: %w", ctx.Err(), denied)
+			if ended(ctx) != nil && denied != nil {
+				return resp, fmt.Errorf("%w: %w", ended(ctx), denied)
 			}
 			return resp, err
 		}

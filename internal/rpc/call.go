@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/quic-go/quic-go"
 )
@@ -37,10 +38,17 @@ func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) 
 var ErrOutcomeUnknown = errors.New("the request was sent but no answer came back")
 
 // withCause adds ctx's error to err, a failure of a call's stream, when ctx
-// ended: the stream then failed because of it, and callers can match
-// context.Canceled or context.DeadlineExceeded with errors.Is.
+// ended (or its deadline passed, which the stream, sharing that deadline,
+// may notice first): the stream then failed because of it, and callers can
+// match context.Canceled or context.DeadlineExceeded with errors.Is.
 func withCause(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	cerr := ctx.Err()
+	if _, ok := ctx.Deadline(); ok && cerr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		// the stream's deadline is the context's (see open), and the stream
+		// may notice it a moment before the context does
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("%w: %w", cerr, err)
 	}
 	return err
