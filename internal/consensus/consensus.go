@@ -113,6 +113,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// The log cache keeps the newest entries in memory (see logCache): more
+// than MaxAppendEntries, so the batches being replicated and applied are
+// read from memory, and at most logCacheBytes of entry data.
+const (
+	logCacheEntries = 1024
+	logCacheBytes   = 64 << 20
+)
+
 // Node is a running Raft member.
 type Node struct {
 	cfg   Config
@@ -195,7 +203,7 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	if cfg.OnSnapshot != nil {
 		rfsm = observedFSM{FSM: fsm, on: cfg.OnSnapshot}
 	}
-	r, err := raft.NewRaft(rc, rfsm, logs, logs, snaps, trans)
+	r, err := raft.NewRaft(rc, rfsm, newLogCache(logs, logCacheEntries, logCacheBytes), logs, snaps, trans)
 	if err != nil {
 		trans.Close()
 		logs.Close()
