@@ -40,11 +40,13 @@ type Server struct {
 	// CallTimeout bounds one handler call (default 60s).
 	CallTimeout time.Duration
 	Logger      *slog.Logger
+
+	workers workers
 }
 
 // ServeConn accepts streams on c until it closes; each stream is one call,
-// served in its own goroutine. It returns when c is done and all its calls
-// have finished.
+// served concurrently with the others on reused goroutines (see workers).
+// It returns when c is done and all its calls have finished.
 func (s *Server) ServeConn(ctx context.Context, c Conn) {
 	var wg sync.WaitGroup
 	// every request carries its own proof (see auth.ConnVerifier)
@@ -56,10 +58,10 @@ func (s *Server) ServeConn(ctx context.Context, c Conn) {
 			return
 		}
 		wg.Add(1)
-		go func() {
+		s.workers.run(func() {
 			defer wg.Done()
 			s.serveStream(ctx, st, verify)
-		}()
+		})
 	}
 }
 
