@@ -104,6 +104,7 @@ func (n *Node) startBlobs() error {
 	rpc.Handle(n.reg, api.OpBlobPolicy, b.policy)
 	rpc.Handle(n.reg, api.OpBlobTicket, b.ticket)
 	rpc.Handle(n.reg, api.OpBlobForget, b.forget)
+	n.reg.NodeOnly(api.OpBlobRegister, api.OpBlobForget) // nodes report the copies they hold
 	srv := &blob.Server{
 		Store:           st,
 		Credentials:     [][]byte{n.keys.Client},

@@ -31,7 +31,9 @@ func (n *Node) forward(ctx context.Context, req *rpc.Request) (*rpc.Response, er
 	return n.callNode(ctx, to, req)
 }
 
-// callNode sends req to another node as a client of it.
+// callNode sends req to another node, proving the node secret: the callee
+// serves node-only operations to it, and a client's request forwarded this
+// way was authenticated (and refused node-only operations) by this node.
 func (n *Node) callNode(ctx context.Context, to transport.NodeAddr, req *rpc.Request) (*rpc.Response, error) {
 	conn, err := n.ep.Dial(ctx, to, ALPNClient)
 	if err != nil {
@@ -42,7 +44,7 @@ func (n *Node) callNode(ctx context.Context, to transport.NodeAddr, req *rpc.Req
 		return nil, err
 	}
 	out := *req
-	out.Auth = auth.Proof(n.keys.Client, exp)
+	out.Auth = auth.Proof(n.keys.Node, exp)
 	return rpc.Call(ctx, conn, &out)
 }
 

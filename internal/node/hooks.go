@@ -125,6 +125,7 @@ func (n *Node) startHooks(seed []api.HookHandler) error {
 	rpc.Handle(n.reg, api.OpHookCreateURL, s.createURL)
 	rpc.Handle(n.reg, api.OpHookTriggerURL, s.triggerURL)
 	rpc.Handle(n.reg, api.OpHookPublish, s.publish)
+	n.reg.NodeOnly(api.OpHookPublish) // node events come from nodes; applications use hook.trigger
 	n.ep.Handle(api.ALPNHook, s.serveURLConn)
 	n.hooks.Store(s)
 	n.goFunc(s.run)

@@ -175,22 +175,32 @@ func TestHooksNodeEvents(t *testing.T) {
 		t.Errorf("KV event ID %q does not start with its revision %d", kvEv.ID, kvEv.LogIndex)
 	}
 
-	// hook.publish is for node events only, at most 16 per call
+	// hook.publish is reserved to nodes: a client holding the cluster ticket
+	// cannot inject node events (it has hook.trigger)
 	var resp api.HookPublishResponse
+	health := api.HookPublishRequest{Events: []api.HookPublishedEvent{{EventType: hooks.TypeHealthChanged, NodeID: 1, Payload: []byte(`{}`)}}}
+	if err := cl.Call(ctx, api.OpHookPublish, &health, &resp); api.CodeOf(err) != api.CodeUnauthorized {
+		t.Errorf("a client publishing a node event: %v; want UNAUTHORIZED", err)
+	}
+	// and a node's request is still checked: node events only, at most 16
 	kvEvent := api.HookPublishRequest{Events: []api.HookPublishedEvent{{EventType: hooks.TypeWriteCommitted, NodeID: 1}}}
-	if err := cl.Call(ctx, api.OpHookPublish, &kvEvent, &resp); api.CodeOf(err) != api.CodeInvalidArgument {
+	if _, err := n.HookPublish(ctx, &kvEvent); api.CodeOf(err) != api.CodeInvalidArgument {
 		t.Errorf("publishing write_committed: %v; want INVALID_ARGUMENT", err)
 	}
 	many := api.HookPublishRequest{Events: make([]api.HookPublishedEvent, api.MaxHookPublishEvents+1)}
 	for i := range many.Events {
 		many.Events[i] = api.HookPublishedEvent{EventType: hooks.TypeHealthChanged, NodeID: 1}
 	}
-	if err := cl.Call(ctx, api.OpHookPublish, &many, &resp); api.CodeOf(err) != api.CodeInvalidArgument {
+	if _, err := n.HookPublish(ctx, &many); api.CodeOf(err) != api.CodeInvalidArgument {
 		t.Errorf("publishing %d events: %v; want INVALID_ARGUMENT", len(many.Events), err)
 	}
 	bad := api.HookPublishRequest{Events: []api.HookPublishedEvent{{EventType: hooks.TypeHealthChanged, Payload: []byte("{bad")}}}
-	if err := cl.Call(ctx, api.OpHookPublish, &bad, &resp); api.CodeOf(err) != api.CodeInvalidArgument {
+	if _, err := n.HookPublish(ctx, &bad); api.CodeOf(err) != api.CodeInvalidArgument {
 		t.Errorf("publishing invalid JSON: %v; want INVALID_ARGUMENT", err)
+	}
+	// blob.register and blob.forget are the nodes' too
+	if err := cl.Call(ctx, api.OpBlobRegister, &api.BlobRegisterRequest{Hash: add.Hash, SizeBytes: 11, NodeID: 1}, &struct{}{}); api.CodeOf(err) != api.CodeUnauthorized {
+		t.Errorf("a client registering a blob copy: %v; want UNAUTHORIZED", err)
 	}
 }
 

@@ -143,11 +143,12 @@ func Start(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		return nil, err
 	}
 	n.server = &rpc.Server{
-		Registry:   n.reg,
-		Credential: keys.Client,
-		Forward:    n.forward,
-		Observe:    n.metrics.observeRPC,
-		Logger:     n.log,
+		Registry:       n.reg,
+		Credential:     keys.Client,
+		NodeCredential: keys.Node,
+		Forward:        n.forward,
+		Observe:        n.metrics.observeRPC,
+		Logger:         n.log,
 	}
 	n.ep.Handle(ALPNClient, func(ctx context.Context, c *transport.Conn) { n.server.ServeConn(ctx, c) })
 	n.startWatch()

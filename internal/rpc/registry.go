@@ -21,6 +21,9 @@ type entry struct {
 	// exactly one of call and stream is set
 	call   func(ctx context.Context, req any) (any, error)
 	stream func(ctx context.Context, req any, w io.Writer) error
+	// nodeOnly operations answer only callers that prove the node secret
+	// (other nodes of the cluster), never clients
+	nodeOnly bool
 }
 
 // NewRegistry returns an empty registry.
@@ -60,6 +63,19 @@ func (r *Registry) add(op string, e *entry) {
 	r.ops[op] = e
 }
 
+// NodeOnly reserves registered operations to the cluster's nodes: a
+// client calling one is refused with UNAUTHORIZED. It panics if an
+// operation is not registered, a programming error caught at start-up.
+func (r *Registry) NodeOnly(ops ...string) {
+	for _, op := range ops {
+		e, ok := r.ops[op]
+		if !ok {
+			panic(fmt.Sprintf("rpc: NodeOnly(%q): not registered", op))
+		}
+		e.nodeOnly = true
+	}
+}
+
 // Ops lists the registered operation names in order.
 func (r *Registry) Ops() []string {
 	names := make([]string, 0, len(r.ops))
@@ -70,16 +86,21 @@ func (r *Registry) Ops() []string {
 	return names
 }
 
-func (r *Registry) lookup(op string) (*entry, error) {
+// lookup finds op for a caller; fromNode says it proved the node secret.
+func (r *Registry) lookup(op string, fromNode bool) (*entry, error) {
 	e, ok := r.ops[op]
 	if !ok {
 		return nil, api.Errorf(api.CodeUnimplemented, "unknown operation %q", op)
+	}
+	if e.nodeOnly && !fromNode {
+		return nil, api.Errorf(api.CodeUnauthorized, "operation %q is reserved to the cluster's nodes", op)
 	}
 	return e, nil
 }
 
 // Invoke decodes body with decode into the operation's request type and
-// calls a unary handler, without forwarding (see Server.Invoke for that).
+// calls a unary handler, for a client (node-only operations are refused),
+// without forwarding (see Server.Invoke for that).
 func (r *Registry) Invoke(ctx context.Context, op string, decode func(any) error) (any, error) {
 	e, req, err := r.decodeUnary(op, decode)
 	if err != nil {
@@ -88,9 +109,10 @@ func (r *Registry) Invoke(ctx context.Context, op string, decode func(any) error
 	return e.call(ctx, req)
 }
 
-// decodeUnary finds a unary operation and decodes its request with decode.
+// decodeUnary finds a unary operation a client may call and decodes its
+// request with decode.
 func (r *Registry) decodeUnary(op string, decode func(any) error) (*entry, any, error) {
-	e, err := r.lookup(op)
+	e, err := r.lookup(op, false)
 	if err != nil {
 		return nil, nil, err
 	}

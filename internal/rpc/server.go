@@ -27,8 +27,13 @@ type Conn interface {
 type Server struct {
 	Registry *Registry
 	// Credential is the cluster's client credential; each request must carry
-	// auth.Proof(Credential, connection exporter).
+	// auth.Proof(Credential, connection exporter), or the same proof of
+	// NodeCredential.
 	Credential []byte
+	// NodeCredential is the node secret: a request proving it comes from
+	// another node of the cluster and may call node-only operations
+	// (Registry.NodeOnly). Empty: no caller is a node.
+	NodeCredential []byte
 	// Forward, when set, receives requests that failed with NOT_LEADER and were
 	// not forwarded already; its response is returned to the caller as is.
 	Forward func(ctx context.Context, req *Request) (*Response, error)
@@ -50,7 +55,10 @@ type Server struct {
 func (s *Server) ServeConn(ctx context.Context, c Conn) {
 	var wg sync.WaitGroup
 	// every request carries its own proof (see auth.ConnVerifier)
-	verify := auth.NewConnVerifier(s.Credential, c.Exporter).Verify
+	callers := authenticator{
+		client: auth.NewConnVerifier(s.Credential, c.Exporter).Verify,
+		node:   auth.NewConnVerifier(s.NodeCredential, c.Exporter).Verify,
+	}
 	defer wg.Wait()
 	for {
 		st, err := c.AcceptStream(ctx)
@@ -60,12 +68,15 @@ func (s *Server) ServeConn(ctx context.Context, c Conn) {
 		wg.Add(1)
 		s.workers.run(func() {
 			defer wg.Done()
-			s.serveStream(ctx, st, verify)
+			s.serveStream(ctx, st, callers)
 		})
 	}
 }
 
-func (s *Server) serveStream(ctx context.Context, st *quic.Stream, verify func([]byte) bool) {
+// authenticator checks the proofs of one connection's requests.
+type authenticator struct{ client, node func(proof []byte) bool }
+
+func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authenticator) {
 	defer st.Close()
 	start := time.Now()
 	readTimeout := s.ReadTimeout
@@ -84,11 +95,12 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, verify func([
 	}
 	_ = st.SetReadDeadline(time.Time{})
 	st.CancelRead(0) // nothing more is read from the caller
-	if !verify(req.Auth) {
+	fromNode := callers.node(req.Auth)
+	if !fromNode && !callers.client(req.Auth) {
 		s.reply(st, req.Op, start, nil, api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster"))
 		return
 	}
-	e, err := s.Registry.lookup(req.Op)
+	e, err := s.Registry.lookup(req.Op, fromNode)
 	if err != nil {
 		s.reply(st, req.Op, start, nil, err)
 		return

@@ -264,6 +264,46 @@ func TestServerAuth(t *testing.T) {
 	})
 }
 
+// TestServerNodeOnly: a node-only operation answers a caller proving the
+// node secret and refuses one proving the client credential, before its
+// handler runs; other operations serve both.
+func TestServerNodeOnly(t *testing.T) {
+	client, node := newCredential(t), newCredential(t)
+	var calls atomic.Int32
+	reg := rpc.NewRegistry()
+	rpc.Handle(reg, "echo", echo)
+	rpc.Handle(reg, "internal", func(ctx context.Context, r *echoReq) (*echoResp, error) {
+		calls.Add(1)
+		return echo(ctx, r)
+	})
+	reg.NodeOnly("internal")
+	addr := serve(t, &rpc.Server{Registry: reg, Credential: client, NodeCredential: node})
+	c := dial(t, addr)
+
+	wantError(t, mustCall(t, c, request(t, c, client, "internal", &echoReq{Text: "x"})), api.CodeUnauthorized, "reserved to the cluster's nodes")
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("node-only handler ran %d times for a client", n)
+	}
+	if got := decodeEcho(t, mustCall(t, c, request(t, c, node, "internal", &echoReq{Text: "n"}))); got != "n" {
+		t.Errorf("node-only call by a node = %q", got)
+	}
+	for _, cred := range [][]byte{client, node} {
+		if got := decodeEcho(t, mustCall(t, c, request(t, c, cred, "echo", &echoReq{Text: "e"}))); got != "e" {
+			t.Errorf("echo = %q", got)
+		}
+	}
+	// the HTTP-style entry point is a client's
+	if _, err := (&rpc.Server{Registry: reg}).Invoke(testCtx(t), "internal", func(any) error { return nil }); api.CodeOf(err) != api.CodeUnauthorized {
+		t.Errorf("Invoke of a node-only op = %v; want UNAUTHORIZED", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("NodeOnly of an unregistered operation did not panic")
+		}
+	}()
+	reg.NodeOnly("missing")
+}
+
 func TestServerWithoutCredentialRefusesAll(t *testing.T) {
 	reg := rpc.NewRegistry()
 	rpc.Handle(reg, "echo", echo)
