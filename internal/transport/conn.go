@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 
 	"github.com/quic-go/quic-go"
 
@@ -19,6 +20,12 @@ type Conn struct {
 
 	faults Faults    // the endpoint's fault injector, nil in production
 	self   PublicKey // the endpoint's key, for faults
+
+	exporter struct { // Exporter's result, computed once
+		once sync.Once
+		b    []byte
+		err  error
+	}
 }
 
 // newConn wraps an established QUIC connection, reading the peer key that
@@ -44,13 +51,18 @@ func (c *Conn) ALPN() string { return c.alpn }
 // Exporter returns auth.ExporterLen bytes of TLS keying material exported
 // with label auth.ExporterLabel. Both sides of a connection get the same
 // value and no other connection does, which is what auth.Proof binds to.
+// It is computed once per connection (a TLS exporter is an HKDF run); the
+// caller must not modify the returned bytes.
 func (c *Conn) Exporter() ([]byte, error) {
-	st := c.qc.ConnectionState().TLS
-	b, err := st.ExportKeyingMaterial(auth.ExporterLabel, nil, auth.ExporterLen)
-	if err != nil {
-		return nil, fmt.Errorf("export keying material for peer %s: %w", c.peer, err)
-	}
-	return b, nil
+	e := &c.exporter
+	e.once.Do(func() {
+		st := c.qc.ConnectionState().TLS
+		e.b, e.err = st.ExportKeyingMaterial(auth.ExporterLabel, nil, auth.ExporterLen)
+		if e.err != nil {
+			e.err = fmt.Errorf("export keying material for peer %s: %w", c.peer, e.err)
+		}
+	})
+	return e.b, e.err
 }
 
 // OpenStream opens a bidirectional stream, blocking while the peer's stream
