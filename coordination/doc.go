@@ -21,6 +21,8 @@ package coordination
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 )
@@ -54,6 +56,45 @@ func (b *backoff) wait(ctx context.Context, hint time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// retry calls try until it succeeds, fails other than by a refusal, or ctx
+// ends; refused says whether err is a refusal to wait out, and the least
+// wait the server asked for. A wait that runs out of time returns an error
+// wrapping both ctx's error and the last refusal, so callers see why they
+// waited and errors.Is(err, context.DeadlineExceeded) holds.
+func retry[T any](ctx context.Context, try func() (T, error), refused func(error) (time.Duration, bool)) (T, error) {
+	var b backoff
+	var last error
+	for {
+		v, err := try()
+		if err == nil {
+			return v, nil
+		}
+		hint, ok := refused(err)
+		if !ok {
+			if ended(ctx) != nil && last != nil {
+				return v, fmt.Errorf("%w: %w", ended(ctx), last)
+			}
+			return v, err
+		}
+		last = err
+		if werr := b.wait(ctx, hint); werr != nil {
+			return v, fmt.Errorf("%w: %w", werr, err)
+		}
+	}
+}
+
+// held is the refusal of a lock that someone else holds (ErrHeld).
+func held(err error) (time.Duration, bool) { return 0, errors.Is(err, ErrHeld) }
+
+// denied is a refusal that says when to ask again (*DeniedError).
+func denied(err error) (time.Duration, bool) {
+	var d *DeniedError
+	if errors.As(err, &d) {
+		return d.RetryAfter, true
+	}
+	return 0, false
 }
 
 // ended returns ctx's error, or context.DeadlineExceeded once ctx's

@@ -99,24 +99,7 @@ func (l *Lock) TryAcquire(ctx context.Context) (*Guard, error) {
 // until it gets the lock or ctx ends. On timeout the error wraps both the
 // context's error and the last *HeldError.
 func (l *Lock) Acquire(ctx context.Context) (*Guard, error) {
-	var b backoff
-	var held error
-	for {
-		g, err := l.TryAcquire(ctx)
-		switch {
-		case err == nil:
-			return g, nil
-		case !errors.Is(err, ErrHeld):
-			if ended(ctx) != nil && held != nil {
-				return nil, fmt.Errorf("%w: %w", ended(ctx), held)
-			}
-			return nil, err
-		}
-		held = err
-		if werr := b.wait(ctx, 0); werr != nil {
-			return nil, fmt.Errorf("%w: %w", werr, err)
-		}
-	}
+	return retry(ctx, func() (*Guard, error) { return l.TryAcquire(ctx) }, held)
 }
 
 // Guard is one acquisition of a lock. Done is closed when the guard is

@@ -2,7 +2,6 @@ package coordination
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -51,24 +50,7 @@ func (s *LockSet) TryAcquire(ctx context.Context) (*LockSetGuard, error) {
 // Acquire waits for every member: it retries TryAcquire with jittered
 // backoff until it gets them all or ctx ends.
 func (s *LockSet) Acquire(ctx context.Context) (*LockSetGuard, error) {
-	var b backoff
-	var held error
-	for {
-		g, err := s.TryAcquire(ctx)
-		switch {
-		case err == nil:
-			return g, nil
-		case !errors.Is(err, ErrHeld):
-			if ended(ctx) != nil && held != nil {
-				return nil, fmt.Errorf("%w: %w", ended(ctx), held)
-			}
-			return nil, err
-		}
-		held = err
-		if werr := b.wait(ctx, 0); werr != nil {
-			return nil, fmt.Errorf("%w: %w", werr, err)
-		}
-	}
+	return retry(ctx, func() (*LockSetGuard, error) { return s.TryAcquire(ctx) }, held)
 }
 
 // LockSetGuard is one acquisition of a lock set.

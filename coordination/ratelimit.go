@@ -2,8 +2,6 @@ package coordination
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/aspen-dev/aspen/api"
@@ -55,25 +53,7 @@ func (r *RateLimiter) TryAcquire(ctx context.Context, n uint64) (uint64, error) 
 
 // Acquire waits until it can take n tokens or ctx ends.
 func (r *RateLimiter) Acquire(ctx context.Context, n uint64) (uint64, error) {
-	var b backoff
-	var denied error
-	for {
-		left, err := r.TryAcquire(ctx, n)
-		var d *DeniedError
-		if err == nil {
-			return left, nil
-		}
-		if !errors.As(err, &d) {
-			if ended(ctx) != nil && denied != nil {
-				return left, fmt.Errorf("%w: %w", ended(ctx), denied)
-			}
-			return left, err
-		}
-		denied = err
-		if werr := b.wait(ctx, d.RetryAfter); werr != nil {
-			return left, fmt.Errorf("%w: %w", werr, err)
-		}
-	}
+	return retry(ctx, func() (uint64, error) { return r.TryAcquire(ctx, n) }, denied)
 }
 
 // Available returns the whole tokens available now.

@@ -2,7 +2,6 @@ package coordination
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -92,36 +91,13 @@ func (l *RWLock) tryWrite(ctx context.Context, wait bool) (*RWGuard, error) {
 
 // RLock waits for a read hold until ctx ends (jittered backoff).
 func (l *RWLock) RLock(ctx context.Context) (*RWGuard, error) {
-	return retryHeld(ctx, func() (*RWGuard, error) { return l.TryRLock(ctx) })
+	return retry(ctx, func() (*RWGuard, error) { return l.TryRLock(ctx) }, held)
 }
 
 // Lock waits for the write hold until ctx ends. While it waits, new
 // readers are refused.
 func (l *RWLock) Lock(ctx context.Context) (*RWGuard, error) {
-	return retryHeld(ctx, func() (*RWGuard, error) { return l.tryWrite(ctx, true) })
-}
-
-// retryHeld retries try while it answers ErrHeld, until ctx ends.
-func retryHeld[T any](ctx context.Context, try func() (T, error)) (T, error) {
-	var b backoff
-	var held error
-	for {
-		v, err := try()
-		switch {
-		case err == nil:
-			return v, nil
-		case !errors.Is(err, ErrHeld):
-			if ended(ctx) != nil && held != nil {
-				return v, fmt.Errorf("%w: %w", ended(ctx), held)
-			}
-			return v, err
-		}
-		held = err
-		if werr := b.wait(ctx, 0); werr != nil {
-			var zero T
-			return zero, fmt.Errorf("%w: %w", werr, err)
-		}
-	}
+	return retry(ctx, func() (*RWGuard, error) { return l.tryWrite(ctx, true) }, held)
 }
 
 // RWGuard is one read or write hold.

@@ -2,7 +2,6 @@ package coordination
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -77,25 +76,7 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n uint32) (*api.SemaphoreRes
 
 // Acquire waits for n permits until ctx ends.
 func (s *Semaphore) Acquire(ctx context.Context, n uint32) (*api.SemaphoreResponse, error) {
-	var b backoff
-	var denied error
-	for {
-		resp, err := s.TryAcquire(ctx, n)
-		var d *DeniedError
-		if err == nil {
-			return resp, nil
-		}
-		if !errors.As(err, &d) {
-			if ended(ctx) != nil && denied != nil {
-				return resp, fmt.Errorf("%w: %w", ended(ctx), denied)
-			}
-			return resp, err
-		}
-		denied = err
-		if werr := b.wait(ctx, d.RetryAfter); werr != nil {
-			return resp, fmt.Errorf("%w: %w", werr, err)
-		}
-	}
+	return retry(ctx, func() (*api.SemaphoreResponse, error) { return s.TryAcquire(ctx, n) }, denied)
 }
 
 // Release returns n permits (0: all this holder has).
