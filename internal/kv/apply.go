@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/aspen-dev/aspen/api"
 	"github.com/hashicorp/raft"
@@ -17,13 +18,18 @@ func (s *Store) Apply(l *raft.Log) interface{} {
 	return s.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies logs in order in one bbolt write transaction (one fsync)
-// together with the new applied index, and returns one result per log: a
-// *ApplyResult for each command log applied, nil for a log at or below the
-// stored applied index (already applied before a restart) and for
+// ApplyBatch applies logs in order in the store's pending bbolt write
+// transaction together with the new applied index, and returns one result per
+// log: a *ApplyResult for each command log applied, nil for a log at or below
+// the stored applied index (already applied before a restart) and for
 // configuration and other non-command logs, which only advance the applied
 // index. A command that fails validation or fails mid-transaction applies
 // nothing and reports Err; the other commands of the batch are unaffected.
+//
+// The pending transaction spans batches (group commit): it is committed when
+// a read needs the state it holds, when it has been open for commitInterval or
+// holds maxPendingLogs logs, and by Snapshot, Backup and Close. Durability
+// does not depend on it (see the package documentation, "Durability").
 //
 // A storage failure is fatal: Raft already counts the entries as applied, so
 // ApplyBatch panics rather than let this replica diverge. On restart the
@@ -57,40 +63,125 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 	last = prev
 	clock := s.maxNow.Load()
 	a := applier{maxNow: clock}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		a.kv, a.ttl, a.hist = tx.Bucket(bucketKV), tx.Bucket(bucketTTL), history{
-			b: tx.Bucket(bucketEvents), meta: tx.Bucket(bucketMeta), retention: s.retention,
-		}
-		for i, l := range logs {
-			if l.Index <= last {
-				continue
+
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	tx, err := s.pendingTx()
+	if err == nil {
+		err = func() error {
+			a.kv, a.ttl, a.hist = tx.Bucket(bucketKV), tx.Bucket(bucketTTL), history{
+				b: tx.Bucket(bucketEvents), meta: tx.Bucket(bucketMeta), retention: s.retention,
 			}
-			if l.Type == raft.LogCommand {
-				a.hist.begin(l.Index)
-				res, err := a.applyCommand(l.Index, l.Data)
-				if err == nil {
-					err = a.hist.compact()
+			for i, l := range logs {
+				if l.Index <= last {
+					continue
 				}
-				if err != nil {
-					return fmt.Errorf("apply index %d: %w", l.Index, err)
+				if l.Type == raft.LogCommand {
+					a.hist.begin(l.Index)
+					res, err := a.applyCommand(l.Index, l.Data)
+					if err == nil {
+						err = a.hist.compact()
+					}
+					if err != nil {
+						return fmt.Errorf("apply index %d: %w", l.Index, err)
+					}
+					results[i] = res
 				}
-				results[i] = res
+				s.pendingLogs++
+				last = l.Index
 			}
-			last = l.Index
-		}
-		if err := a.storeClock(tx.Bucket(bucketMeta), clock); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMeta).Put(keyApplied, u64(last))
-	})
+			if err := a.storeClock(tx.Bucket(bucketMeta), clock); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(keyApplied, u64(last))
+		}()
+	}
 	if err != nil {
-		msg := fmt.Sprintf("kv: apply indexes %d..%d to %s: %v", prev+1, last, s.path, err)
-		s.logger.Error("kv apply failed; stopping", "error", msg)
-		panic(msg)
+		s.fatal(fmt.Sprintf("kv: apply indexes %d..%d to %s: %v", prev+1, last, s.path, err))
 	}
 	s.maxNow.Store(a.maxNow)
 	s.setApplied(last)
+	if s.pendingLogs >= maxPendingLogs || time.Since(s.pendingSince) >= commitInterval {
+		s.commitPending()
+	}
 	return results
+}
+
+// pendingTx returns the pending write transaction, beginning one (and
+// scheduling its commit) when none is open. The caller holds s.mu shared and
+// s.txMu.
+func (s *Store) pendingTx() (*bbolt.Tx, error) {
+	if s.wtx != nil {
+		return s.wtx, nil
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, fmt.Errorf("begin write transaction: %w", err)
+	}
+	s.wtx, s.pendingLogs, s.pendingSince = tx, 0, time.Now()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return tx, nil
+}
+
+// commitPending commits the pending write transaction, if any, making the
+// applied state visible to new read transactions. The caller holds s.mu
+// shared (or exclusively) and s.txMu. A failed commit is fatal (see
+// ApplyBatch).
+func (s *Store) commitPending() {
+	if s.wtx == nil {
+		return
+	}
+	tx := s.wtx
+	s.wtx = nil
+	if err := tx.Commit(); err != nil {
+		s.fatal(fmt.Sprintf("kv: commit indexes up to %d to %s: %v", s.applied.Load(), s.path, err))
+	}
+	s.committed.Store(s.applied.Load())
+	s.wake()
+}
+
+// flush commits the pending write transaction unless the file already holds
+// everything applied. The caller holds s.mu shared with s.db open.
+func (s *Store) flush() {
+	if s.committed.Load() == s.applied.Load() {
+		return
+	}
+	s.txMu.Lock()
+	s.commitPending()
+	s.txMu.Unlock()
+}
+
+// flushLoop commits a pending write transaction commitInterval after it
+// began if nothing else has, so that an idle store holds no uncommitted state.
+func (s *Store) flushLoop() {
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-s.kick:
+		}
+		t := time.NewTimer(commitInterval)
+		select {
+		case <-s.closed:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.mu.RLock()
+		if s.db != nil {
+			s.flush()
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// fatal logs msg and panics: the applied state can no longer reach the file.
+func (s *Store) fatal(msg string) {
+	s.logger.Error("kv apply failed; stopping", "error", msg)
+	panic(msg)
 }
 
 // applier applies commands inside one bbolt write transaction, recording

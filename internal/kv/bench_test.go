@@ -32,7 +32,7 @@ func BenchmarkDecodeCommand(b *testing.B) {
 }
 
 // BenchmarkApplyBatch applies batches of 64 single-put commands with 100-byte
-// values, one bbolt transaction (and fsync) per batch.
+// values; batches share bbolt write transactions (see "Group commit").
 func BenchmarkApplyBatch(b *testing.B) {
 	const batch = 64
 	s := openStore(b)

@@ -60,6 +60,18 @@
 // state from the newest Raft snapshot (always fsynced) and the log entries
 // after it, which Raft keeps until a snapshot covers them.
 //
+// # Group commit
+//
+// Consecutive ApplyBatch calls share one bbolt write transaction, committed
+// when a read needs its state (every read sees everything applied before it
+// began), after commitInterval or maxPendingLogs logs, and by Snapshot,
+// Backup and Close. A bbolt commit rewrites every page a transaction touched,
+// so committing once per Raft batch cost more than applying the batch when
+// batches were small (one sequential write: 96 µs of 420). Background readers
+// that follow every revision (the hook loop) read the file as committed
+// (CommittedEvents, WaitCommitted) so that they do not force a commit per
+// batch.
+//
 // # Concurrency
 //
 // Store implements raft.BatchingFSM. Raft calls Apply, ApplyBatch, Snapshot
@@ -69,4 +81,5 @@
 // goroutine at any time, concurrently with all of the above. A
 // sync.RWMutex guards the *bbolt.DB pointer: reads and applies hold it shared,
 // Restore and Close hold it exclusively while they swap or close the file.
+// A mutex taken after it guards the pending write transaction.
 package kv

@@ -169,7 +169,10 @@ func (h *history) compact() error {
 	}
 	newMark := mark
 	c := h.b.Cursor()
-	k, _ := c.First()
+	// Compaction deletes in revision order, so no event is older than the
+	// mark. Seeking there skips the leaves emptied by earlier deletes of the
+	// same write transaction, which First would walk through.
+	k, _ := c.Seek(eventKey(mark, 0))
 	for ; k != nil && budget > 0; budget-- {
 		if len(k) != 12 {
 			return fmt.Errorf("kv: history key is %d bytes; want 12", len(k))
@@ -221,11 +224,22 @@ func (s *Store) OldestRevision() (uint64, error) {
 // Events reads one bbolt read transaction; it only returns events of applied
 // revisions. Use WaitApplied(ctx, next) to wait for more.
 func (s *Store) Events(prefix []byte, fromRevision uint64, limit int) (events []Event, next uint64, err error) {
+	return s.events(s.view, prefix, fromRevision, limit)
+}
+
+// CommittedEvents is Events over the file as committed, which may lag the
+// applied state (use WaitCommitted to wait for more). Background readers that
+// follow every revision use it so that they do not force a commit per apply.
+func (s *Store) CommittedEvents(prefix []byte, fromRevision uint64, limit int) (events []Event, next uint64, err error) {
+	return s.events(s.viewCommitted, prefix, fromRevision, limit)
+}
+
+func (s *Store) events(view func(func(*bbolt.Tx) error) error, prefix []byte, fromRevision uint64, limit int) (events []Event, next uint64, err error) {
 	if limit <= 0 {
 		limit = 1000
 	}
 	fromRevision = max(fromRevision, 1)
-	err = s.view(func(tx *bbolt.Tx) error {
+	err = view(func(tx *bbolt.Tx) error {
 		applied, err := readApplied(tx)
 		if err != nil {
 			return err

@@ -38,6 +38,11 @@ const (
 	initialMmapSize = 1 << 30
 	// openTimeout bounds the wait for the file lock held by another process.
 	openTimeout = 5 * time.Second
+	// commitInterval and maxPendingLogs bound how long, and over how many
+	// logs, applies share one bbolt write transaction before it is committed
+	// (reads commit it earlier when they need its state).
+	commitInterval = 10 * time.Millisecond
+	maxPendingLogs = 4096
 )
 
 var _ raft.BatchingFSM = (*Store)(nil)
@@ -47,7 +52,7 @@ var _ raft.BatchingFSM = (*Store)(nil)
 //
 // All methods are safe for concurrent use; see the package documentation for
 // which calls Raft serializes. Reads cost one bbolt read transaction;
-// ApplyBatch costs one bbolt write transaction (one fsync) per batch.
+// applies share a pending bbolt write transaction (see ApplyBatch).
 type Store struct {
 	path   string
 	logger *slog.Logger
@@ -55,8 +60,15 @@ type Store struct {
 	mu sync.RWMutex // guards db; held shared by reads and applies, exclusively by Restore and Close
 	db *bbolt.DB    // nil once closed
 
-	applied atomic.Uint64 // last applied Raft index, as committed to db
-	maxNow  atomic.Int64  // the state machine clock (MaxNowMs), as committed to db
+	applied   atomic.Uint64 // last applied Raft index (committed to db or pending in wtx)
+	committed atomic.Uint64 // last applied Raft index committed to db, seen by new read transactions
+	maxNow    atomic.Int64  // the state machine clock (MaxNowMs) as of applied
+
+	txMu         sync.Mutex    // guards wtx, pendingLogs, pendingSince; taken after mu
+	wtx          *bbolt.Tx     // write transaction holding applied but uncommitted logs, or nil
+	pendingLogs  int           // logs applied in wtx
+	pendingSince time.Time     // when wtx began
+	kick         chan struct{} // wakes flushLoop when a pending transaction begins
 
 	retention uint64 // revisions of history kept; set once by OpenWith
 
@@ -131,15 +143,18 @@ func OpenWith(path string, logger *slog.Logger, opts Options) (*Store, error) {
 		db:        db,
 		advance:   make(chan struct{}),
 		closed:    make(chan struct{}),
+		kick:      make(chan struct{}, 1),
 		retention: opts.HistoryRetention,
 	}
 	s.applied.Store(applied)
+	s.committed.Store(applied)
 	clock, err := readMaxNow(db)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	s.maxNow.Store(clock)
+	go s.flushLoop()
 	logger.Info("kv store opened", "path", path, "applied_index", applied)
 	return s, nil
 }
@@ -224,6 +239,9 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.db != nil {
+			s.txMu.Lock()
+			s.commitPending()
+			s.txMu.Unlock()
 			err := s.db.Sync()
 			if cerr := s.db.Close(); err == nil {
 				err = cerr
@@ -240,12 +258,17 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// AppliedIndex returns the last Raft index applied and committed to the file.
+// AppliedIndex returns the last Raft index applied; reads see its state.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
 
 // setApplied publishes a new applied index and wakes waiters.
 func (s *Store) setApplied(index uint64) {
 	s.applied.Store(index)
+	s.wake()
+}
+
+// wake wakes every WaitApplied and WaitCommitted to recheck its index.
+func (s *Store) wake() {
 	s.waitMu.Lock()
 	close(s.advance)
 	s.advance = make(chan struct{})
@@ -255,26 +278,54 @@ func (s *Store) setApplied(index uint64) {
 // WaitApplied blocks until AppliedIndex() >= index, ctx is done (the error
 // wraps ctx.Err()) or the store is closed (ErrClosed).
 func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
+	return s.wait(ctx, index, &s.applied, "applied")
+}
+
+// WaitCommitted blocks until the file holds index (CommittedIndex() >=
+// index), ctx is done or the store is closed. Applied state reaches the file
+// within commitInterval, or sooner when a read needs it.
+func (s *Store) WaitCommitted(ctx context.Context, index uint64) error {
+	return s.wait(ctx, index, &s.committed, "committed")
+}
+
+// CommittedIndex returns the last Raft index committed to the file: what
+// CommittedEvents sees.
+func (s *Store) CommittedIndex() uint64 { return s.committed.Load() }
+
+func (s *Store) wait(ctx context.Context, index uint64, v *atomic.Uint64, what string) error {
 	for {
 		s.waitMu.Lock()
 		ch := s.advance
 		s.waitMu.Unlock()
-		cur := s.applied.Load()
+		cur := v.Load()
 		if cur >= index {
 			return nil
 		}
 		select {
 		case <-ch:
 		case <-s.closed:
-			return fmt.Errorf("kv: wait for applied index %d: %w", index, ErrClosed)
+			return fmt.Errorf("kv: wait for %s index %d: %w", what, index, ErrClosed)
 		case <-ctx.Done():
-			return fmt.Errorf("kv: wait for applied index %d (applied %d): %w", index, cur, ctx.Err())
+			return fmt.Errorf("kv: wait for %s index %d (%s %d): %w", what, index, what, cur, ctx.Err())
 		}
 	}
 }
 
-// view runs fn in a read transaction of the current file.
+// view runs fn in a read transaction of the current file, which holds at
+// least everything applied before the call.
 func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	s.flush()
+	return s.db.View(fn)
+}
+
+// viewCommitted runs fn in a read transaction of the file as committed,
+// which may lag the applied state (see WaitCommitted).
+func (s *Store) viewCommitted(fn func(tx *bbolt.Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
@@ -447,6 +498,7 @@ func (s *Store) Snapshot() (raft.FSMSnapshot, error) {
 	if s.db == nil {
 		return nil, fmt.Errorf("kv: snapshot: %w", ErrClosed)
 	}
+	s.flush()
 	tx, err := s.db.Begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("kv: snapshot: begin read transaction: %w", err)
@@ -529,6 +581,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if s.db == nil {
 		return fmt.Errorf("kv: restore: %w", ErrClosed)
 	}
+	s.discardPending()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("kv: restore: close %s: %w", s.path, err)
 	}
@@ -537,6 +590,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 		// Keep serving the old state if it still opens.
 		if old, oldIndex, oerr := openDB(s.path); oerr == nil {
 			s.db = old
+			s.committed.Store(oldIndex)
 			s.setApplied(oldIndex)
 		}
 		return fmt.Errorf("kv: restore: replace %s: %w", s.path, err)
@@ -560,9 +614,21 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("kv: restore: reopen: %w", err)
 	}
 	s.db = db
+	s.committed.Store(index)
 	s.setApplied(index)
 	s.logger.Info("kv store restored from snapshot", "applied_index", index, "bytes", n)
 	return nil
+}
+
+// discardPending rolls back the pending write transaction: Restore replaces
+// the state it holds. The caller holds s.mu exclusively.
+func (s *Store) discardPending() {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	if s.wtx != nil {
+		_ = s.wtx.Rollback()
+		s.wtx = nil
+	}
 }
 
 func syncDir(dir string) error {

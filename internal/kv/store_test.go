@@ -387,8 +387,9 @@ func TestUncleanFileIsDiscarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustTxn(t, s, 1, 0, ops(putOp("a", "1")))
-	// simulate a crash: release the file without Close's sync and marker
+	// simulate a crash: release the file without Close's commit, sync and marker
 	s.mu.Lock()
+	s.discardPending()
 	_ = s.db.Close()
 	s.db = nil
 	s.mu.Unlock()

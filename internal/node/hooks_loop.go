@@ -95,7 +95,7 @@ func (s *hookService) run() {
 	for {
 		if s.leading {
 			ctx, cancel := context.WithTimeout(s.leadCtx, hookPoll)
-			err := n.store.WaitApplied(ctx, s.next)
+			err := n.store.WaitCommitted(ctx, s.next)
 			cancel()
 			if errors.Is(err, kv.ErrClosed) {
 				return
@@ -238,7 +238,7 @@ func (s *hookService) becomeLeader() error {
 // step fires the events after the cursor, one batch of revisions.
 func (s *hookService) step() error {
 	n := s.n
-	evs, next, err := n.store.Events(nil, s.next, hookBatch)
+	evs, next, err := n.store.CommittedEvents(nil, s.next, hookBatch)
 	var ce *kv.CompactedError
 	if errors.As(err, &ce) {
 		n.log.Warn("hooks: events were compacted before they could fire; skipping them", "from", s.next, "to", ce.Oldest-1)
