@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -15,10 +16,97 @@ type StreamOpener interface {
 	OpenStream(ctx context.Context) (*quic.Stream, error)
 }
 
-// Call sends req on a new stream of c and returns the response envelope.
+// StreamPool is implemented by connections that keep idle streams for reuse
+// (transport.Conn). Call runs unary calls on them one after another: a
+// stream carries a request, its response, the next request, and so on.
+type StreamPool interface {
+	// TakeStream returns an idle stream or nil.
+	TakeStream() *quic.Stream
+	// ReleaseStream keeps a stream, idle between calls, for TakeStream.
+	ReleaseStream(st *quic.Stream)
+}
+
+// Call sends req on a stream of c and returns the response envelope.
 // Transport failures are returned as errors; server errors are in the
-// response's Error field.
+// response's Error field. When c is a StreamPool the stream is an idle one
+// when there is one and is kept for reuse afterwards; otherwise it is a new
+// stream, closed after the call.
 func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) {
+	pool, ok := c.(StreamPool)
+	if !ok {
+		return callOnce(ctx, c, req)
+	}
+	if st := pool.TakeStream(); st != nil {
+		resp, reusable, err := callOn(ctx, st, req)
+		if err == nil {
+			if reusable {
+				pool.ReleaseStream(st)
+			}
+			return resp, nil
+		}
+		if !errors.Is(err, errStreamEnded) || ctx.Err() != nil {
+			return nil, err
+		}
+		// the server ended the idle stream before it read the request
+	}
+	st, err := c.OpenStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream for %s: %w", req.Op, err)
+	}
+	resp, reusable, err := callOn(ctx, st, req)
+	if err != nil {
+		return nil, err
+	}
+	if reusable {
+		pool.ReleaseStream(st)
+	}
+	return resp, nil
+}
+
+// errStreamEnded marks a call on a kept stream that the server had ended
+// between calls: the request was not read, so it may be sent again. A server
+// ends a stream cleanly only between calls; after reading a request it
+// answers or resets the stream.
+var errStreamEnded = errors.New("the server ended the stream before the call")
+
+// callOn runs one call on st. After a success st may carry the next call
+// when reusable; on error st is reset.
+func callOn(ctx context.Context, st *quic.Stream, req *Request) (resp *Response, reusable bool, err error) {
+	if d, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		st.CancelRead(2)
+		st.CancelWrite(2)
+	})
+	fail := func(err error) error {
+		stop()
+		st.CancelRead(0)
+		st.CancelWrite(0)
+		return withCause(ctx, err)
+	}
+	if err := WriteFrame(st, req); err != nil {
+		// a write fails only before the whole request was queued, so the
+		// server cannot have read all of it
+		return nil, false, fmt.Errorf("sending %s: %w: %w", req.Op, errStreamEnded, fail(err))
+	}
+	resp = new(Response)
+	if err := ReadFrame(st, resp); err != nil {
+		if errors.Is(err, errNoFrame) && errors.Is(err, io.ErrUnexpectedEOF) {
+			// a clean end of the stream before any answer
+			return nil, false, fmt.Errorf("reading %s response: %w: %w", req.Op, errStreamEnded, fail(err))
+		}
+		return nil, false, fmt.Errorf("reading %s response: %w: %w", req.Op, ErrOutcomeUnknown, fail(err))
+	}
+	if !stop() {
+		return resp, false, nil // ctx ended as the answer arrived: st is being reset
+	}
+	_ = st.SetDeadline(time.Time{})
+	return resp, true, nil
+}
+
+// callOnce sends req on a new stream of c, closed after the call.
+func callOnce(ctx context.Context, c StreamOpener, req *Request) (*Response, error) {
 	st, stop, err := open(ctx, c, req)
 	if err != nil {
 		return nil, err

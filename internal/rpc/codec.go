@@ -79,6 +79,11 @@ func WriteFrame(w io.Writer, v any) error {
 	return nil
 }
 
+// errNoFrame marks a ReadFrame that failed before any byte of the frame
+// arrived: between calls on a reused stream, the stream ended rather than
+// broke.
+var errNoFrame = errors.New("no frame started")
+
 // frameChunk is how much of a frame's body ReadFrame allocates before the
 // bytes arrive: a length prefix alone must not make a peer's silence cost
 // MaxFrameSize bytes of memory per stream.
@@ -91,9 +96,12 @@ const frameChunk = 64 << 10
 // an undecodable body fails with INVALID_ARGUMENT.
 func ReadFrame(r io.Reader, v any) error {
 	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	if n, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("reading frame header: %w", io.ErrUnexpectedEOF)
+			err = io.ErrUnexpectedEOF
+		}
+		if n == 0 {
+			return fmt.Errorf("reading frame header: %w (%w)", err, errNoFrame)
 		}
 		return fmt.Errorf("reading frame header: %w", err)
 	}

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,9 +40,14 @@ type Server struct {
 	Forward func(ctx context.Context, req *Request) (*Response, error)
 	// Observe, when set, is called after every call with its outcome.
 	Observe func(op string, code api.Code, elapsed time.Duration)
-	// ReadTimeout bounds the time to receive a request (default 10s), so a
-	// client that opens streams and never writes cannot hold them.
+	// ReadTimeout bounds the time to receive a stream's first request
+	// (default 10s), so a client that opens streams and never writes cannot
+	// hold them.
 	ReadTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a stream after an
+	// answer (default 30s; longer than transport.StreamIdleTimeout, how long
+	// a client keeps an idle stream). The stream then ends cleanly.
+	IdleTimeout time.Duration
 	// CallTimeout bounds one handler call (default 60s).
 	CallTimeout time.Duration
 	Logger      *slog.Logger
@@ -49,9 +55,11 @@ type Server struct {
 	workers workers
 }
 
-// ServeConn accepts streams on c until it closes; each stream is one call,
-// served concurrently with the others on reused goroutines (see workers).
-// It returns when c is done and all its calls have finished.
+// ServeConn accepts streams on c until it closes. A stream carries unary
+// calls one after another (request, answer, next request...) until the
+// caller closes it, or one streaming call. Streams are served concurrently
+// on reused goroutines (see workers). ServeConn returns when c is done and
+// all its calls have finished.
 func (s *Server) ServeConn(ctx context.Context, c Conn) {
 	var wg sync.WaitGroup
 	// every request carries its own proof (see auth.ConnVerifier)
@@ -76,69 +84,81 @@ func (s *Server) ServeConn(ctx context.Context, c Conn) {
 // authenticator checks the proofs of one connection's requests.
 type authenticator struct{ client, node func(proof []byte) bool }
 
+// serveStream serves the calls of one stream. It ends the stream cleanly
+// (FIN) only between calls; once it has read a request it answers it or
+// resets the stream, so a caller seeing a clean end before any answer knows
+// the request was not read (see Call).
 func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authenticator) {
-	defer st.Close()
-	start := time.Now()
-	readTimeout := s.ReadTimeout
-	if readTimeout <= 0 {
-		readTimeout = 10 * time.Second
+	// calls end when the server stops or the caller abandons the stream;
+	// an idle wait for the next request ends too
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(st.Context(), cancel)()
+	defer context.AfterFunc(ctx, func() { st.CancelRead(0) })()
+
+	timeout := cmp.Or(s.ReadTimeout, 10*time.Second)
+	for first := true; ; first = false {
+		if !first {
+			timeout = cmp.Or(s.IdleTimeout, 30*time.Second)
+		}
+		_ = st.SetReadDeadline(time.Now().Add(timeout))
+		var req Request
+		err := ReadFrame(st, &req)
+		start := time.Now()
+		if err != nil {
+			st.CancelRead(0)
+			if !first && errors.Is(err, errNoFrame) {
+				_ = st.Close() // idle: the caller closed, went quiet or the server stops
+				return
+			}
+			s.logger().Debug("rpc: bad request frame", "err", err)
+			s.endWith(st, "", start, nil, asAPIError(err, api.CodeInvalidArgument))
+			return
+		}
+		_ = st.SetReadDeadline(time.Time{})
+		if !s.serveCall(ctx, st, &req, callers, start) {
+			return
+		}
 	}
-	_ = st.SetReadDeadline(start.Add(readTimeout))
-	var req Request
-	if err := ReadFrame(st, &req); err != nil {
-		// stop reading too, so a caller that never finishes its request
-		// cannot keep the stream (and its slot in the stream limit) open
-		st.CancelRead(0)
-		s.logger().Debug("rpc: bad request frame", "err", err)
-		s.reply(st, "", start, nil, asAPIError(err, api.CodeInvalidArgument))
-		return
-	}
-	_ = st.SetReadDeadline(time.Time{})
-	st.CancelRead(0) // nothing more is read from the caller
+}
+
+// serveCall answers one request read from st and reports whether st may
+// carry another call.
+func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, callers authenticator, start time.Time) bool {
 	fromNode := callers.node(req.Auth)
 	if !fromNode && !callers.client(req.Auth) {
-		s.reply(st, req.Op, start, nil, api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster"))
-		return
+		return s.reply(st, req.Op, start, nil, api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster"))
 	}
 	e, err := s.Registry.lookup(req.Op, fromNode)
 	if err != nil {
-		s.reply(st, req.Op, start, nil, err)
-		return
+		return s.reply(st, req.Op, start, nil, err)
 	}
-	callTimeout := s.CallTimeout
-	if callTimeout <= 0 {
-		callTimeout = 60 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(s.CallTimeout, 60*time.Second))
 	defer cancel()
-	// the stream's context ends when the caller stops reading (it gave up
-	// or was cancelled): stop working for it
-	defer context.AfterFunc(st.Context(), cancel)()
 
 	reqv := e.newReq()
 	if len(req.Body) > 0 {
 		if err := Unmarshal(req.Body, reqv); err != nil {
-			s.reply(st, req.Op, start, nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", req.Op, err))
-			return
+			return s.reply(st, req.Op, start, nil, api.Errorf(api.CodeInvalidArgument, "decoding %s request: %v", req.Op, err))
 		}
 	}
 	if e.stream != nil {
-		s.serveStreaming(ctx, st, &req, e, reqv, start)
-		return
+		st.CancelRead(0) // nothing more is read from the caller
+		s.serveStreaming(ctx, st, req, e, reqv, start)
+		return false
 	}
 	resp, err := e.call(ctx, reqv)
 	if err != nil && errors.Is(err, api.ErrNotLeader) && !req.Forwarded && s.Forward != nil {
 		req.Forwarded = true
-		fwd, ferr := s.Forward(ctx, &req)
+		fwd, ferr := s.Forward(ctx, req)
 		if ferr == nil {
 			s.observe(req.Op, codeOfResponse(fwd), start)
-			_ = WriteFrame(st, fwd)
-			return
+			return s.write(st, req.Op, fwd)
 		}
 		s.logger().Debug("rpc: forwarding to leader failed", "op", req.Op, "err", ferr)
 		err = forwardFailure(req.Op, err, ferr)
 	}
-	s.reply(st, req.Op, start, resp, err)
+	return s.reply(st, req.Op, start, resp, err)
 }
 
 // forwardFailure is the answer when forwarding to the leader failed. If the
@@ -158,7 +178,7 @@ func (s *Server) serveStreaming(ctx context.Context, st *quic.Stream, req *Reque
 	err := e.stream(ctx, reqv, hw)
 	if err != nil {
 		if !hw.sent {
-			s.reply(st, req.Op, start, nil, err)
+			s.endWith(st, req.Op, start, nil, err)
 			return
 		}
 		// the header already said success: abort so the caller sees a broken stream
@@ -170,6 +190,7 @@ func (s *Server) serveStreaming(ctx context.Context, st *quic.Stream, req *Reque
 	if !hw.sent {
 		_ = WriteFrame(st, &Response{})
 	}
+	_ = st.Close()
 	s.observe(req.Op, "", start)
 }
 
@@ -189,7 +210,16 @@ func (h *headerWriter) Write(p []byte) (int, error) {
 	return h.w.Write(p)
 }
 
-func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, err error) {
+// endWith answers the call on st and ends the stream.
+func (s *Server) endWith(st *quic.Stream, op string, start time.Time, resp any, err error) {
+	if s.reply(st, op, start, resp, err) {
+		_ = st.Close()
+	}
+}
+
+// reply answers the call on st with resp or err and reports whether the
+// answer was written (else st is reset).
+func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, err error) bool {
 	out := &Response{}
 	if err != nil {
 		out.Error = asAPIError(err, api.CodeInternal)
@@ -210,9 +240,19 @@ func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, er
 		}
 	}
 	s.observe(op, codeOfResponse(out), start)
-	if werr := WriteFrame(st, out); werr != nil {
-		s.logger().Debug("rpc: writing response", "op", op, "err", werr)
+	return s.write(st, op, out)
+}
+
+// write sends an answer and reports whether it was written; on failure it
+// resets st, so the caller cannot take the end of the stream for a request
+// that was never read.
+func (s *Server) write(st *quic.Stream, op string, out *Response) bool {
+	if err := WriteFrame(st, out); err != nil {
+		s.logger().Debug("rpc: writing response", "op", op, "err", err)
+		st.CancelWrite(1)
+		return false
 	}
+	return true
 }
 
 func (s *Server) observe(op string, code api.Code, start time.Time) {

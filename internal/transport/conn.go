@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -26,7 +27,27 @@ type Conn struct {
 		b    []byte
 		err  error
 	}
+
+	idle struct { // streams kept by ReleaseStream, newest last
+		mu      sync.Mutex
+		streams []idleStream
+	}
 }
+
+type idleStream struct {
+	st    *quic.Stream
+	since time.Time
+}
+
+const (
+	// MaxIdleStreams bounds the streams a connection keeps for reuse; one
+	// released beyond it is closed.
+	MaxIdleStreams = 256
+	// StreamIdleTimeout is how long a released stream stays reusable. A
+	// server ending idle streams should wait longer (package rpc waits 30s)
+	// so that a stream is rarely taken just as the server ends it.
+	StreamIdleTimeout = 10 * time.Second
+)
 
 // newConn wraps an established QUIC connection, reading the peer key that
 // the TLS verify hooks already checked.
@@ -76,6 +97,65 @@ func (c *Conn) OpenStream(ctx context.Context) (*quic.Stream, error) {
 		return nil, fmt.Errorf("open stream to %s (%s): %w", c.peer, c.alpn, err)
 	}
 	return s, nil
+}
+
+// TakeStream returns a stream released by ReleaseStream within
+// StreamIdleTimeout, newest first, or nil when there is none (or an injected
+// fault blocks traffic to the peer). Request/response protocols reuse streams
+// this way instead of opening one per call: opening, tracking and closing a
+// QUIC stream was most of a call's allocations.
+func (c *Conn) TakeStream() *quic.Stream {
+	if !c.allowOut() {
+		return nil
+	}
+	p := &c.idle
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.streams); n > 0 {
+		e := p.streams[n-1]
+		p.streams[n-1] = idleStream{}
+		p.streams = p.streams[:n-1]
+		if time.Since(e.since) < StreamIdleTimeout {
+			return e.st
+		}
+		// the newest is stale, so all are
+		for _, old := range append(p.streams, e) {
+			closeStream(old.st)
+		}
+		clear(p.streams)
+		p.streams = p.streams[:0]
+	}
+	return nil
+}
+
+// ReleaseStream keeps st, idle between calls, for a later TakeStream. The
+// caller must not use st afterwards.
+func (c *Conn) ReleaseStream(st *quic.Stream) {
+	p := &c.idle
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.streams) >= MaxIdleStreams || !c.alive() {
+		closeStream(st)
+		return
+	}
+	now := time.Now()
+	stale := 0 // the oldest streams, unused while newer ones were
+	for stale < len(p.streams) && now.Sub(p.streams[stale].since) >= StreamIdleTimeout {
+		closeStream(p.streams[stale].st)
+		stale++
+	}
+	if stale > 0 {
+		n := copy(p.streams, p.streams[stale:])
+		clear(p.streams[n:])
+		p.streams = p.streams[:n]
+	}
+	p.streams = append(p.streams, idleStream{st: st, since: now})
+}
+
+// closeStream ends an idle stream: the peer sees it end between calls.
+func closeStream(st *quic.Stream) {
+	st.CancelRead(0)
+	_ = st.Close()
 }
 
 // AcceptStream waits for the peer to open a bidirectional stream.
