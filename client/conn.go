@@ -26,6 +26,8 @@ type Client struct {
 	ep     *transport.Endpoint
 	logger *slog.Logger
 
+	proofs proofCache
+
 	mu     sync.Mutex
 	peers  []transport.NodeAddr // from the ticket, in order
 	next   int                  // index of the peer to try first
@@ -56,7 +58,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: opening QUIC endpoint: %w", err)
 	}
-	c := &Client{cfg: cfg, cred: tk.Credential, ep: ep, logger: logger}
+	c := &Client{cfg: cfg, cred: tk.Credential, ep: ep, logger: logger, proofs: proofCache{cred: tk.Credential}}
 	for _, p := range tk.Peers {
 		c.peers = append(c.peers, p.NodeAddr())
 	}
@@ -201,7 +203,7 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte, send sendF
 			var exp []byte
 			if exp, err = conn.Exporter(); err == nil {
 				sent = true
-				err = send(ctx, conn, &rpc.Request{Op: op, Auth: auth.Proof(c.cred, exp), Body: body})
+				err = send(ctx, conn, &rpc.Request{Op: op, Auth: c.proofs.get(exp), Body: body})
 			}
 		}
 		if err == nil {
@@ -245,6 +247,35 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte, send sendF
 			return deadlineError(op, lastErr)
 		}
 	}
+}
+
+// proofCache remembers the credential proof of each connection (keyed by
+// its TLS exporter), so a request does not compute an HMAC.
+type proofCache struct {
+	cred []byte
+	mu   sync.RWMutex
+	m    map[string][]byte
+}
+
+// maxCachedProofs bounds the cache; it starts over when full (connections
+// are few and long-lived).
+const maxCachedProofs = 64
+
+func (p *proofCache) get(exporter []byte) []byte {
+	p.mu.RLock()
+	proof := p.m[string(exporter)]
+	p.mu.RUnlock()
+	if proof != nil {
+		return proof
+	}
+	proof = auth.Proof(p.cred, exporter)
+	p.mu.Lock()
+	if p.m == nil || len(p.m) >= maxCachedProofs {
+		p.m = make(map[string][]byte)
+	}
+	p.m[string(exporter)] = proof
+	p.mu.Unlock()
+	return proof
 }
 
 func deadlineError(op string, last error) error {
