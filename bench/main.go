@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type options struct {
 	duration   time.Duration
 	warmup     time.Duration
 	profileDir string
+	traceDir   string          // write an execution trace per workload here
 	only       string          // run only this system ("aspen", "etcd"), for profiling
 	workloads  map[string]bool // run only these workloads (nil = all)
 }
@@ -78,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "measured time per workload (default 10s, 3s with --quick)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured time before each workload (default 2s, 1s with --quick)")
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of each system, size and workload (warmup included) to this directory")
+	fs.StringVar(&o.traceDir, "trace-dir", "", "write a runtime execution trace of each system, size and workload (warmup included; use a short --duration) to this directory, for go tool trace")
 	fs.StringVar(&o.only, "only", "", "run only aspen or only etcd (the other column stays empty)")
 	workloads := fs.String("workloads", "", "run only these workloads, comma-separated (put1,put16,put256,getlin64,getstale64,cas16,batch16); rows of others stay empty")
 	if err := fs.Parse(args); err != nil {
@@ -186,7 +189,7 @@ func runSystem(ctx context.Context, o *options, name string, start func(context.
 		if err != nil {
 			return nil, err
 		}
-		stopProfile, err := startProfile(o.profileDir, fmt.Sprintf("%s-%d-%s", name, size, s.name))
+		stopProfile, err := startProfile(o.profileDir, o.traceDir, fmt.Sprintf("%s-%d-%s", name, size, s.name))
 		if err != nil {
 			closeConns()
 			return nil, err
@@ -210,24 +213,43 @@ func runSystem(ctx context.Context, o *options, name string, start func(context.
 	return out, nil
 }
 
-// startProfile starts a CPU profile written to dir/NAME.pprof; with no
-// dir it does nothing.
-func startProfile(dir, name string) (stop func(), err error) {
-	if dir == "" {
-		return func() {}, nil
+// startProfile starts a CPU profile written to profileDir/NAME.pprof and an
+// execution trace written to traceDir/NAME.trace; an empty directory skips
+// either.
+func startProfile(profileDir, traceDir, name string) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
 	}
-	f, err := os.Create(filepath.Join(dir, name+".pprof"))
-	if err != nil {
-		return nil, err
+	for _, p := range []struct {
+		dir, ext    string
+		start       func(io.Writer) error
+		stopWriting func()
+	}{
+		{profileDir, ".pprof", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{traceDir, ".trace", trace.Start, trace.Stop},
+	} {
+		if p.dir == "" {
+			continue
+		}
+		f, err := os.Create(filepath.Join(p.dir, name+p.ext))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if err := p.start(f); err != nil {
+			f.Close()
+			stop()
+			return nil, err
+		}
+		stops = append(stops, func() {
+			p.stopWriting()
+			f.Close()
+		})
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
+	return stop, nil
 }
 
 // writeTable prints the rows aligned: names left, figures right.
