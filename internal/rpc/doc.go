@@ -2,9 +2,14 @@
 // the length-prefixed CBOR envelope, and serving and calling operations over
 // QUIC streams.
 //
-// One operation is one bidirectional stream: the caller writes a Request frame
-// and closes its side; the server writes a Response frame (and, for streaming
-// operations, raw bytes after it) and closes. The same Registry serves every
+// A bidirectional stream carries one call at a time: the caller writes a
+// Request frame, the server a Response frame. Unary calls reuse streams: after
+// the answer the caller may write the next request on the same stream or
+// close it; the server ends a stream cleanly only between calls (after
+// IdleTimeout, or when the caller closed it), so a caller that sees a clean
+// end before any answer resends on a new stream. A streaming operation ends
+// its stream: the caller closes its side after the request, the server writes
+// the Response frame, raw bytes, and closes. The same Registry serves every
 // surface — QUIC clients, the HTTP/JSON gateway and forwarded calls from other
 // nodes — so a handler is written once.
 //
