@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -72,9 +71,7 @@ var errStreamEnded = errors.New("the server ended the stream before the call")
 // callOn runs one call on st. After a success st may carry the next call
 // when reusable; on error st is reset.
 func callOn(ctx context.Context, st *quic.Stream, req *Request) (resp *Response, reusable bool, err error) {
-	if d, ok := ctx.Deadline(); ok {
-		_ = st.SetDeadline(d)
-	}
+	// ctx's end resets st, which ends a blocked write or read
 	stop := context.AfterFunc(ctx, func() {
 		st.CancelRead(2)
 		st.CancelWrite(2)
@@ -101,7 +98,6 @@ func callOn(ctx context.Context, st *quic.Stream, req *Request) (resp *Response,
 	if !stop() {
 		return resp, false, nil // ctx ended as the answer arrived: st is being reset
 	}
-	_ = st.SetDeadline(time.Time{})
 	return resp, true, nil
 }
 

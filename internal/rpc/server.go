@@ -96,14 +96,18 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authe
 	defer context.AfterFunc(st.Context(), cancel)()
 	defer context.AfterFunc(ctx, func() { st.CancelRead(0) })()
 
-	timeout := cmp.Or(s.ReadTimeout, 10*time.Second)
+	// one timer per stream bounds each wait for a request (a deadline per
+	// read would allocate a timer per call): when it fires the stream
+	// stops reading, which ends the wait
+	wait := time.AfterFunc(cmp.Or(s.ReadTimeout, 10*time.Second), func() { st.CancelRead(0) })
+	defer wait.Stop()
 	for first := true; ; first = false {
 		if !first {
-			timeout = cmp.Or(s.IdleTimeout, 30*time.Second)
+			wait.Reset(cmp.Or(s.IdleTimeout, 30*time.Second))
 		}
-		_ = st.SetReadDeadline(time.Now().Add(timeout))
 		var req Request
 		err := ReadFrame(st, &req)
+		wait.Stop()
 		start := time.Now()
 		if err != nil {
 			st.CancelRead(0)
@@ -115,7 +119,6 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authe
 			s.endWith(st, "", start, nil, asAPIError(err, api.CodeInvalidArgument))
 			return
 		}
-		_ = st.SetReadDeadline(time.Time{})
 		if !s.serveCall(ctx, st, &req, callers, start) {
 			return
 		}
