@@ -89,25 +89,26 @@ type authenticator struct{ client, node func(proof []byte) bool }
 // resets the stream, so a caller seeing a clean end before any answer knows
 // the request was not read (see Call).
 func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authenticator) {
-	// calls end when the server stops or the caller abandons the stream;
-	// an idle wait for the next request ends too
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(st.Context(), cancel)()
+	// The stream's context is its calls' context: it ends when the server
+	// stops, when the caller abandons the stream, and when a wait for a
+	// request or a call outlasts its timeout. Then the stream stops
+	// reading, which ends a wait, and ends after the call in progress.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(st.Context(), func() { cancel(nil) })()
 	defer context.AfterFunc(ctx, func() { st.CancelRead(0) })()
-
-	// one timer per stream bounds each wait for a request (a deadline per
-	// read would allocate a timer per call): when it fires the stream
-	// stops reading, which ends the wait
-	wait := time.AfterFunc(cmp.Or(s.ReadTimeout, 10*time.Second), func() { st.CancelRead(0) })
-	defer wait.Stop()
+	// one timer per stream, moved for each wait and call (a context or a
+	// read deadline per call would allocate a timer per call)
+	expire := time.AfterFunc(cmp.Or(s.ReadTimeout, 10*time.Second), func() { cancel(errTimedOut) })
+	defer expire.Stop()
+	callTimeout := cmp.Or(s.CallTimeout, 60*time.Second)
 	for first := true; ; first = false {
 		if !first {
-			wait.Reset(cmp.Or(s.IdleTimeout, 30*time.Second))
+			expire.Reset(cmp.Or(s.IdleTimeout, 30*time.Second))
 		}
 		var req Request
 		err := ReadFrame(st, &req)
-		wait.Stop()
+		expire.Reset(callTimeout)
 		start := time.Now()
 		if err != nil {
 			st.CancelRead(0)
@@ -122,8 +123,16 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authe
 		if !s.serveCall(ctx, st, &req, callers, start) {
 			return
 		}
+		if ctx.Err() != nil {
+			_ = st.Close() // the call was answered; the stream ends with its context
+			return
+		}
 	}
 }
+
+// errTimedOut ends a stream whose wait for a request or whose call outlasted
+// its timeout (Server.ReadTimeout, IdleTimeout, CallTimeout).
+var errTimedOut = fmt.Errorf("rpc: timed out: %w", context.DeadlineExceeded)
 
 // serveCall answers one request read from st and reports whether st may
 // carry another call.
@@ -136,9 +145,6 @@ func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, c
 	if err != nil {
 		return s.reply(st, req.Op, start, nil, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cmp.Or(s.CallTimeout, 60*time.Second))
-	defer cancel()
-
 	reqv := e.newReq()
 	if len(req.Body) > 0 {
 		if err := Unmarshal(req.Body, reqv); err != nil {
@@ -151,6 +157,10 @@ func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, c
 		return false
 	}
 	resp, err := e.call(ctx, reqv)
+	if err != nil && errors.Is(context.Cause(ctx), errTimedOut) {
+		err = api.Errorf(api.CodeUnavailable, "%s: cut at the server's call timeout (%s, %v): %v",
+			req.Op, cmp.Or(s.CallTimeout, 60*time.Second), context.DeadlineExceeded, err)
+	}
 	if err != nil && errors.Is(err, api.ErrNotLeader) && !req.Forwarded && s.Forward != nil {
 		req.Forwarded = true
 		fwd, ferr := s.Forward(ctx, req)
