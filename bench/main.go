@@ -3,7 +3,7 @@
 // comparing them (ratio > 1: Aspen is better). It is a separate module so
 // that etcd's dependencies never enter Aspen's go.mod.
 //
-//	cd bench && go run . [--quick] [--json FILE] [--sizes 3,1] [--cpuprofile-dir DIR]
+//	cd bench && go run . [--quick] [--json FILE] [--sizes 3,1] [--cpuprofile-dir DIR] [--trace-dir DIR]
 package main
 
 import (
