@@ -119,12 +119,20 @@ func (c *Client) Call(ctx context.Context, op string, req, resp any) error {
 
 // do sends one call, rotating through nodes and following leader hints until
 // it gets an answer or the deadline passes.
+//
+// A call without a context deadline ends after Config.Timeout through a
+// deadline passed down (rpc.CallBy), not a context with a timer per call:
+// those were 8% of the throughput of a 1-node put run at 256 clients.
 func (c *Client) do(ctx context.Context, op string, body []byte) (*rpc.Response, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	deadline, own := ctx.Deadline()
+	callDeadline := time.Time{} // ctx's own deadline ends the call already
+	if !own {
+		deadline = time.Now().Add(c.cfg.Timeout)
+		callDeadline = deadline
+	}
 	var resp *rpc.Response
-	err := c.attempt(ctx, op, body, func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error {
-		r, err := rpc.Call(ctx, conn, req)
+	err := c.attempt(ctx, deadline, op, body, func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error {
+		r, err := rpc.CallBy(ctx, conn, req, callDeadline)
 		if err != nil {
 			return err
 		}
@@ -148,8 +156,9 @@ func (c *Client) callStream(ctx context.Context, op string, req any) (io.ReadClo
 		return nil, fmt.Errorf("encoding %s request: %w", op, err)
 	}
 	ctx, cancel := c.withTimeout(ctx)
+	deadline, _ := ctx.Deadline()
 	var rc io.ReadCloser
-	err = c.attempt(ctx, op, body, func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error {
+	err = c.attempt(ctx, deadline, op, body, func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error {
 		r, body, err := rpc.CallStream(ctx, conn, req)
 		if err != nil {
 			return err
@@ -187,17 +196,19 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 
 type sendFunc func(ctx context.Context, conn *transport.Conn, req *rpc.Request) error
 
-// attempt runs send against nodes until one answers. A server error
-// (*api.Error) is an answer, except NOT_LEADER (follow the hint or try the
-// next node) and, for reads, UNAVAILABLE. A transport failure moves to the
-// next node, but only reads are resent after the request may have left.
-func (c *Client) attempt(ctx context.Context, op string, body []byte, send sendFunc) error {
+// attempt runs send against nodes until one answers, ctx ends or deadline
+// passes. A server error (*api.Error) is an answer, except NOT_LEADER (follow
+// the hint or try the next node) and, for reads, UNAVAILABLE. A transport
+// failure moves to the next node, but only reads are resent after the
+// request may have left.
+func (c *Client) attempt(ctx context.Context, deadline time.Time, op string, body []byte, send sendFunc) error {
+	expired := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) }
 	backoff := 25 * time.Millisecond
 	var lastErr error
 	hops := 0 // consecutive leader hints followed without backing off
 	for tries := 0; ; tries++ {
 		target, fromHint := c.target()
-		conn, err := c.ep.Dial(ctx, target, ALPN)
+		conn, err := c.dial(ctx, deadline, target)
 		sent := false
 		if err == nil {
 			var exp []byte
@@ -223,7 +234,7 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte, send sendF
 			lastErr = ae
 		case errors.As(err, &ae):
 			return ae
-		case ctx.Err() != nil:
+		case expired():
 			return deadlineError(op, lastErr)
 		case sent && !readOnly[op]:
 			return api.Errorf(api.CodeUnavailable, "%s to %s: %v (the outcome is unknown: the write may or may not have been applied)", op, target, err)
@@ -239,14 +250,25 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte, send sendF
 			select {
 			case <-ctx.Done():
 				return deadlineError(op, lastErr)
-			case <-time.After(backoff):
+			case <-time.After(min(backoff, time.Until(deadline))):
 			}
 			backoff = min(backoff*2, time.Second)
 		}
-		if ctx.Err() != nil {
+		if expired() {
 			return deadlineError(op, lastErr)
 		}
 	}
+}
+
+// dial returns the connection to target, made within deadline when it is
+// not open yet.
+func (c *Client) dial(ctx context.Context, deadline time.Time, target transport.NodeAddr) (*transport.Conn, error) {
+	if conn := c.ep.Open(target, ALPN); conn != nil {
+		return conn, nil
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return c.ep.Dial(ctx, target, ALPN)
 }
 
 // proofCache remembers the credential proof of each connection (keyed by

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -31,19 +33,32 @@ type StreamPool interface {
 // when there is one and is kept for reuse afterwards; otherwise it is a new
 // stream, closed after the call.
 func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) {
+	return CallBy(ctx, c, req, time.Time{})
+}
+
+// CallBy is Call ending at deadline as well as with ctx (a zero deadline:
+// ctx alone). On a StreamPool the deadline costs no allocation (a pooled
+// timer), where a context with a deadline costs a timer and a context per
+// call: clients bound calls without a deadline of their own this way.
+func CallBy(ctx context.Context, c StreamOpener, req *Request, deadline time.Time) (*Response, error) {
 	pool, ok := c.(StreamPool)
 	if !ok {
+		if !deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
 		return callOnce(ctx, c, req)
 	}
 	if st := pool.TakeStream(); st != nil {
-		resp, reusable, err := callOn(ctx, st, req)
+		resp, reusable, err := callOn(ctx, st, req, deadline)
 		if err == nil {
 			if reusable {
 				pool.ReleaseStream(st)
 			}
 			return resp, nil
 		}
-		if !errors.Is(err, errStreamEnded) || ctx.Err() != nil {
+		if !errors.Is(err, errStreamEnded) || ctx.Err() != nil || passed(deadline) {
 			return nil, err
 		}
 		// the server ended the idle stream before it read the request
@@ -52,7 +67,7 @@ func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) 
 	if err != nil {
 		return nil, fmt.Errorf("opening stream for %s: %w", req.Op, err)
 	}
-	resp, reusable, err := callOn(ctx, st, req)
+	resp, reusable, err := callOn(ctx, st, req, deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -68,18 +83,36 @@ func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) 
 // answers or resets the stream.
 var errStreamEnded = errors.New("the server ended the stream before the call")
 
-// callOn runs one call on st. After a success st may carry the next call
-// when reusable; on error st is reset.
-func callOn(ctx context.Context, st *quic.Stream, req *Request) (resp *Response, reusable bool, err error) {
-	// ctx's end resets st, which ends a blocked write or read
-	stop := context.AfterFunc(ctx, func() {
-		st.CancelRead(2)
-		st.CancelWrite(2)
-	})
+// passed reports whether a non-zero deadline has passed.
+func passed(deadline time.Time) bool {
+	return !deadline.IsZero() && !time.Now().Before(deadline)
+}
+
+// callOn runs one call on st, ending at deadline (unless zero) or with ctx.
+// After a success st may carry the next call when reusable; on error st is
+// reset.
+func callOn(ctx context.Context, st *quic.Stream, req *Request, deadline time.Time) (resp *Response, reusable bool, err error) {
+	// ctx's end and the deadline reset st, which ends a blocked write or read
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { resetStream(st) })
+	}
+	if !deadline.IsZero() {
+		t := armReset(st, time.Until(deadline))
+		defer t.release()
+		ctxStop := stop
+		stop = func() bool {
+			armed := t.disarm()
+			return ctxStop() && armed
+		}
+	}
 	fail := func(err error) error {
 		stop()
 		st.CancelRead(0)
 		st.CancelWrite(0)
+		if passed(deadline) && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
 		return withCause(ctx, err)
 	}
 	if err := WriteFrame(st, req); err != nil {
@@ -99,6 +132,69 @@ func callOn(ctx context.Context, st *quic.Stream, req *Request) (resp *Response,
 		return resp, false, nil // ctx ended as the answer arrived: st is being reset
 	}
 	return resp, true, nil
+}
+
+// resetStream abandons a call: it resets both directions of st.
+func resetStream(st *quic.Stream) {
+	st.CancelRead(2)
+	st.CancelWrite(2)
+}
+
+// resetTimer resets a stream when it fires: a call's deadline without a
+// timer and a context per call. Timers are pooled.
+type resetTimer struct {
+	t       *time.Timer
+	mu      sync.Mutex
+	st      *quic.Stream // armed: the stream to reset; nil once disarmed or fired
+	stopped bool         // the last disarm stopped t before it fired: fire will not run late
+}
+
+var resetTimers = sync.Pool{New: func() any {
+	rt := &resetTimer{}
+	rt.t = time.AfterFunc(time.Hour, rt.fire)
+	rt.t.Stop()
+	return rt
+}}
+
+// armReset returns a pooled timer that resets st after d.
+func armReset(st *quic.Stream, d time.Duration) *resetTimer {
+	rt := resetTimers.Get().(*resetTimer)
+	rt.mu.Lock()
+	rt.st = st
+	rt.mu.Unlock()
+	rt.t.Reset(d)
+	return rt
+}
+
+func (rt *resetTimer) fire() {
+	rt.mu.Lock()
+	st := rt.st
+	rt.st = nil
+	rt.mu.Unlock()
+	if st != nil {
+		resetStream(st)
+	}
+}
+
+// disarm stops the timer and reports whether it had not fired.
+func (rt *resetTimer) disarm() bool {
+	stopped := rt.t.Stop()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.stopped = rt.stopped || stopped
+	armed := rt.st != nil
+	rt.st = nil
+	return armed
+}
+
+// release disarms the timer and returns it to the pool, unless its function
+// may still run (it fired): reused, it could reset the next user's stream.
+func (rt *resetTimer) release() {
+	rt.disarm()
+	if rt.stopped {
+		rt.stopped = false
+		resetTimers.Put(rt)
+	}
 }
 
 // callOnce sends req on a new stream of c, closed after the call.

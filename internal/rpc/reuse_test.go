@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,6 +151,35 @@ func TestCancelledCallDoesNotPoisonThePool(t *testing.T) {
 	for i := range 5 {
 		if got := decodeEcho(t, mustCall(t, c, request(t, c, cred, "echo", &echoReq{Text: "hi"}))); got != "hi" {
 			t.Fatalf("call %d after a cancelled one: %q", i, got)
+		}
+	}
+}
+
+// TestCallByDeadline: a call past its deadline (no context deadline) fails
+// with context.DeadlineExceeded, and its stream is not reused.
+func TestCallByDeadline(t *testing.T) {
+	cred := newCredential(t)
+	reg := rpc.NewRegistry()
+	rpc.Handle(reg, "slow", func(ctx context.Context, _ *echoReq) (*echoResp, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	rpc.Handle(reg, "echo", func(_ context.Context, r *echoReq) (*echoResp, error) {
+		return &echoResp{Text: r.Text}, nil
+	})
+	addr := serve(t, &rpc.Server{Registry: reg, Credential: cred})
+	c := dial(t, addr)
+	for i := range 3 {
+		_, err := rpc.CallBy(context.Background(), c, request(t, c, cred, "slow", &echoReq{}), time.Now().Add(50*time.Millisecond))
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d past its deadline: %v, want context.DeadlineExceeded", i, err)
+		}
+		resp, err := rpc.CallBy(context.Background(), c, request(t, c, cred, "echo", &echoReq{Text: "hi"}), time.Now().Add(10*time.Second))
+		if err != nil {
+			t.Fatalf("call after a timed-out one: %v", err)
+		}
+		if got := decodeEcho(t, resp); got != "hi" {
+			t.Fatalf("echo = %q", got)
 		}
 	}
 }

@@ -271,6 +271,29 @@ func (e *Endpoint) goFunc(f func()) bool {
 	return true
 }
 
+// Open returns the live connection Dial made to to for alpn, or nil when
+// there is none yet (or an injected fault blocks the peer): the cheap path
+// of Dial, which callers use before deriving a context to bound a new dial.
+func (e *Endpoint) Open(to NodeAddr, alpn string) *Conn {
+	if e.faults != nil && !e.faults.Allow(e.id.Public(), to.Key, alpn) {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ent := e.dialed[dialKey{key: to.Key, alpn: alpn}]
+	if ent == nil {
+		return nil
+	}
+	select {
+	case <-ent.done:
+		if ent.err == nil && ent.conn.alive() {
+			return ent.conn
+		}
+	default:
+	}
+	return nil
+}
+
 // Dial returns a connection to the node to.Key speaking alpn, trying
 // to.Addrs in order. The handshake fails unless the peer proves it holds
 // to.Key. Connections are shared: a live connection for the same (key,
