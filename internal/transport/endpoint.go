@@ -89,6 +89,20 @@ type dialEntry struct {
 	err  error
 }
 
+// ready returns the entry's connection when its dial succeeded and the
+// connection is still alive; finished reports whether the dial is over.
+func (ent *dialEntry) ready() (c *Conn, finished bool) {
+	select {
+	case <-ent.done:
+		if ent.err == nil && ent.conn.alive() {
+			return ent.conn, true
+		}
+		return nil, true
+	default:
+		return nil, false
+	}
+}
+
 // Listen binds the UDP socket described by cfg and returns an endpoint ready
 // to dial. Register handlers with Handle, then call Serve to accept.
 func Listen(cfg Config, logger *slog.Logger) (*Endpoint, error) {
@@ -280,16 +294,9 @@ func (e *Endpoint) Open(to NodeAddr, alpn string) *Conn {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ent := e.dialed[dialKey{key: to.Key, alpn: alpn}]
-	if ent == nil {
-		return nil
-	}
-	select {
-	case <-ent.done:
-		if ent.err == nil && ent.conn.alive() {
-			return ent.conn
-		}
-	default:
+	if ent := e.dialed[dialKey{key: to.Key, alpn: alpn}]; ent != nil {
+		c, _ := ent.ready()
+		return c
 	}
 	return nil
 }
@@ -315,12 +322,12 @@ func (e *Endpoint) Dial(ctx context.Context, to NodeAddr, alpn string) (*Conn, e
 			return nil, fmt.Errorf("dial %s %s: endpoint: %w", to, alpn, net.ErrClosed)
 		}
 		if ent := e.dialed[k]; ent != nil {
-			select {
-			case <-ent.done:
-				if ent.err == nil && ent.conn.alive() {
-					e.mu.Unlock()
-					return ent.conn, nil
-				}
+			c, finished := ent.ready()
+			switch {
+			case c != nil:
+				e.mu.Unlock()
+				return c, nil
+			case finished:
 				delete(e.dialed, k) // failed or closed: dial again below
 			default:
 				e.mu.Unlock()
