@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -16,12 +15,7 @@ import (
 type queueResult struct{ *api.QueueResponse }
 
 func (r queueResult) printHuman(out, _ io.Writer) error {
-	var err error
-	p := func(format string, args ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(out, format, args...)
-		}
-	}
+	p, err := stickyPrintf(out)
 	switch {
 	case !r.IsSuccess:
 		p("FAILED: %s\n", r.Error)
@@ -56,7 +50,7 @@ func (r queueResult) printHuman(out, _ io.Writer) error {
 	default:
 		p("OK\n")
 	}
-	return err
+	return *err
 }
 
 // humanValue renders a payload for a listing.

@@ -15,12 +15,7 @@ import (
 type workerResult struct{ *api.WorkerResponse }
 
 func (r workerResult) printHuman(out, _ io.Writer) error {
-	var err error
-	p := func(format string, args ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(out, format, args...)
-		}
-	}
+	p, err := stickyPrintf(out)
 	switch {
 	case !r.IsSuccess:
 		p("FAILED: %s\n", r.Error)
@@ -52,7 +47,7 @@ func (r workerResult) printHuman(out, _ io.Writer) error {
 	default:
 		p("OK: %s %s\n", r.Operation, r.TaskID+r.WorkerID)
 	}
-	return err
+	return *err
 }
 
 // workerTaskJSON prints a task's payload as text (or {"base64": …}).

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"unicode"
@@ -29,6 +30,19 @@ func (p jsonPrinter) print(r result) error {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// stickyPrintf returns a printf to out that does nothing after the first
+// write error, and where that error is kept: for human output written
+// piece by piece.
+func stickyPrintf(out io.Writer) (printf func(format string, args ...any), err *error) {
+	err = new(error)
+	printf = func(format string, args ...any) {
+		if *err == nil {
+			_, *err = fmt.Fprintf(out, format, args...)
+		}
+	}
+	return printf, err
 }
 
 // humanPrinter writes the human form of each result.
