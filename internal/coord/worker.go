@@ -347,23 +347,23 @@ func checkPoolName(pool string) error {
 }
 
 func workerKey(pool, id string) ([]byte, error) {
-	if err := checkPoolName(pool); err != nil {
-		return nil, err
-	}
-	if len(id) > api.MaxHolderIDSize {
-		return nil, api.Errorf(api.CodeInvalidArgument, "worker id is %d bytes; the limit is %d", len(id), api.MaxHolderIDSize)
-	}
-	return recordKey(PrefixWorker+pool+":w:", "worker id", id)
+	return poolRecordKey(pool, "w", "worker id", id, api.MaxHolderIDSize)
 }
 
 func taskKey(pool, id string) ([]byte, error) {
+	return poolRecordKey(pool, "t", "task id", id, api.MaxWorkerTaskIDSize)
+}
+
+// poolRecordKey is the key of pool's record of kind ("w" a worker, "t" a
+// task) named id (what, at most limit bytes).
+func poolRecordKey(pool, kind, what, id string, limit int) ([]byte, error) {
 	if err := checkPoolName(pool); err != nil {
 		return nil, err
 	}
-	if len(id) > api.MaxWorkerTaskIDSize {
-		return nil, api.Errorf(api.CodeInvalidArgument, "task id is %d bytes; the limit is %d", len(id), api.MaxWorkerTaskIDSize)
+	if err := checkString(what, id, limit); err != nil {
+		return nil, err
 	}
-	return recordKey(PrefixWorker+pool+":t:", "task id", id)
+	return recordKey(PrefixWorker+pool+":"+kind+":", what, id)
 }
 
 // scanPrefix calls f with each record under prefix in key order until f
