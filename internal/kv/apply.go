@@ -144,7 +144,8 @@ func (s *Store) commitPending() {
 }
 
 // flush commits the pending write transaction unless the file already holds
-// everything applied. The caller holds s.mu shared with s.db open.
+// everything applied. The caller holds s.mu (shared or exclusively) with s.db
+// open.
 func (s *Store) flush() {
 	if s.committed.Load() == s.applied.Load() {
 		return

@@ -239,9 +239,7 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.db != nil {
-			s.txMu.Lock()
-			s.commitPending()
-			s.txMu.Unlock()
+			s.flush()
 			err := s.db.Sync()
 			if cerr := s.db.Close(); err == nil {
 				err = cerr
