@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aspen-dev/aspen/api"
-	"github.com/aspen-dev/aspen/internal/auth"
 	"github.com/aspen-dev/aspen/internal/blob"
 	"github.com/aspen-dev/aspen/internal/ticket"
 	"github.com/aspen-dev/aspen/internal/transport"
@@ -29,7 +28,7 @@ func (c *Client) blobConn(ctx context.Context) (*transport.Conn, transport.NodeA
 	if err != nil {
 		return nil, target, nil, err
 	}
-	return conn, target, auth.Proof(c.cred, exp), nil
+	return conn, target, c.proofs.get(exp), nil
 }
 
 // BlobAdd streams the content of r to a node, which stores it, records it

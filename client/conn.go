@@ -22,7 +22,6 @@ const ALPN = "aspen/client/1"
 // Client calls operations on a cluster. Create it with New.
 type Client struct {
 	cfg    Config
-	cred   []byte
 	ep     *transport.Endpoint
 	logger *slog.Logger
 
@@ -58,7 +57,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: opening QUIC endpoint: %w", err)
 	}
-	c := &Client{cfg: cfg, cred: tk.Credential, ep: ep, logger: logger, proofs: proofCache{cred: tk.Credential}}
+	c := &Client{cfg: cfg, ep: ep, logger: logger, proofs: proofCache{cred: tk.Credential}}
 	for _, p := range tk.Peers {
 		c.peers = append(c.peers, p.NodeAddr())
 	}

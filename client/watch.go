@@ -9,7 +9,6 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/aspen-dev/aspen/api"
-	"github.com/aspen-dev/aspen/internal/auth"
 	"github.com/aspen-dev/aspen/internal/rpc"
 	"github.com/aspen-dev/aspen/internal/transport"
 )
@@ -144,7 +143,7 @@ func (w *watcher) try(ctx context.Context, target transport.NodeAddr) (*quic.Str
 	}
 	from := w.from
 	w.seen = 0
-	req := &api.WatchRequest{Auth: auth.Proof(w.c.cred, exp), Prefix: w.prefix, FromRevision: from, PrevValue: w.prevValue}
+	req := &api.WatchRequest{Auth: w.c.proofs.get(exp), Prefix: w.prefix, FromRevision: from, PrevValue: w.prevValue}
 	stop := context.AfterFunc(ctx, func() { st.CancelRead(0); st.CancelWrite(0) })
 	defer stop()
 	if err := rpc.WriteFrame(st, req); err != nil {
