@@ -28,10 +28,13 @@ type Conn struct {
 		err  error
 	}
 
-	idle struct { // streams kept by ReleaseStream, newest last
-		mu      sync.Mutex
-		streams []idleStream
-	}
+	idle idlePool // streams kept by ReleaseStream
+}
+
+// idlePool holds a connection's idle streams, oldest first.
+type idlePool struct {
+	mu      sync.Mutex
+	streams []idleStream
 }
 
 type idleStream struct {
@@ -111,21 +114,15 @@ func (c *Conn) TakeStream() *quic.Stream {
 	p := &c.idle
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n := len(p.streams); n > 0 {
-		e := p.streams[n-1]
-		p.streams[n-1] = idleStream{}
-		p.streams = p.streams[:n-1]
-		if time.Since(e.since) < StreamIdleTimeout {
-			return e.st
-		}
-		// the newest is stale, so all are
-		for _, old := range append(p.streams, e) {
-			closeStream(old.st)
-		}
-		clear(p.streams)
-		p.streams = p.streams[:0]
+	p.prune(time.Now())
+	n := len(p.streams)
+	if n == 0 {
+		return nil
 	}
-	return nil
+	st := p.streams[n-1].st
+	p.streams[n-1] = idleStream{}
+	p.streams = p.streams[:n-1]
+	return st
 }
 
 // ReleaseStream keeps st, idle between calls, for a later TakeStream. The
@@ -134,12 +131,19 @@ func (c *Conn) ReleaseStream(st *quic.Stream) {
 	p := &c.idle
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := time.Now()
+	p.prune(now)
 	if len(p.streams) >= MaxIdleStreams || !c.alive() {
 		closeStream(st)
 		return
 	}
-	now := time.Now()
-	stale := 0 // the oldest streams, unused while newer ones were
+	p.streams = append(p.streams, idleStream{st: st, since: now})
+}
+
+// prune closes and forgets the streams idle for StreamIdleTimeout at now:
+// the oldest ones, at the front. The caller holds p.mu.
+func (p *idlePool) prune(now time.Time) {
+	stale := 0
 	for stale < len(p.streams) && now.Sub(p.streams[stale].since) >= StreamIdleTimeout {
 		closeStream(p.streams[stale].st)
 		stale++
@@ -149,7 +153,6 @@ func (c *Conn) ReleaseStream(st *quic.Stream) {
 		clear(p.streams[n:])
 		p.streams = p.streams[:n]
 	}
-	p.streams = append(p.streams, idleStream{st: st, since: now})
 }
 
 // closeStream ends an idle stream: the peer sees it end between calls.
