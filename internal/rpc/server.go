@@ -101,7 +101,7 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authe
 	// read deadline per call would allocate a timer per call)
 	expire := time.AfterFunc(cmp.Or(s.ReadTimeout, 10*time.Second), func() { cancel(errTimedOut) })
 	defer expire.Stop()
-	callTimeout := cmp.Or(s.CallTimeout, 60*time.Second)
+	callTimeout := s.callTimeout()
 	for first := true; ; first = false {
 		if !first {
 			expire.Reset(cmp.Or(s.IdleTimeout, 30*time.Second))
@@ -129,6 +129,9 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authe
 		}
 	}
 }
+
+// callTimeout is CallTimeout or its default.
+func (s *Server) callTimeout() time.Duration { return cmp.Or(s.CallTimeout, 60*time.Second) }
 
 // errTimedOut ends a stream whose wait for a request or whose call outlasted
 // its timeout (Server.ReadTimeout, IdleTimeout, CallTimeout).
@@ -159,7 +162,7 @@ func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, c
 	resp, err := e.call(ctx, reqv)
 	if err != nil && errors.Is(context.Cause(ctx), errTimedOut) {
 		err = api.Errorf(api.CodeUnavailable, "%s: cut at the server's call timeout (%s, %v): %v",
-			req.Op, cmp.Or(s.CallTimeout, 60*time.Second), context.DeadlineExceeded, err)
+			req.Op, s.callTimeout(), context.DeadlineExceeded, err)
 	}
 	if err != nil && errors.Is(err, api.ErrNotLeader) && !req.Forwarded && s.Forward != nil {
 		req.Forwarded = true
