@@ -17,39 +17,30 @@ type StreamOpener interface {
 	OpenStream(ctx context.Context) (*quic.Stream, error)
 }
 
-// StreamPool is implemented by connections that keep idle streams for reuse
-// (transport.Conn). Call runs unary calls on them one after another: a
-// stream carries a request, its response, the next request, and so on.
+// StreamPool is a connection that keeps idle streams for reuse
+// (transport.Conn). Call runs unary calls on its streams one after another:
+// a stream carries a request, its response, the next request, and so on.
 type StreamPool interface {
+	StreamOpener
 	// TakeStream returns an idle stream or nil.
 	TakeStream() *quic.Stream
 	// ReleaseStream keeps a stream, idle between calls, for TakeStream.
 	ReleaseStream(st *quic.Stream)
 }
 
-// Call sends req on a stream of c and returns the response envelope.
+// Call sends req on a stream of pool and returns the response envelope.
 // Transport failures are returned as errors; server errors are in the
-// response's Error field. When c is a StreamPool the stream is an idle one
-// when there is one and is kept for reuse afterwards; otherwise it is a new
-// stream, closed after the call.
-func Call(ctx context.Context, c StreamOpener, req *Request) (*Response, error) {
-	return CallBy(ctx, c, req, time.Time{})
+// response's Error field. The stream is an idle one when there is one and is
+// kept for reuse afterwards.
+func Call(ctx context.Context, pool StreamPool, req *Request) (*Response, error) {
+	return CallBy(ctx, pool, req, time.Time{})
 }
 
 // CallBy is Call ending at deadline as well as with ctx (a zero deadline:
-// ctx alone). On a StreamPool the deadline costs no allocation (a pooled
-// timer), where a context with a deadline costs a timer and a context per
-// call: clients bound calls without a deadline of their own this way.
-func CallBy(ctx context.Context, c StreamOpener, req *Request, deadline time.Time) (*Response, error) {
-	pool, ok := c.(StreamPool)
-	if !ok {
-		if !deadline.IsZero() {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline)
-			defer cancel()
-		}
-		return callOnce(ctx, c, req)
-	}
+// ctx alone). The deadline costs no allocation (a pooled timer), where a
+// context with a deadline costs a timer and a context per call: clients
+// bound calls without a deadline of their own this way.
+func CallBy(ctx context.Context, pool StreamPool, req *Request, deadline time.Time) (*Response, error) {
 	if st := pool.TakeStream(); st != nil {
 		resp, reusable, err := callOn(ctx, st, req, deadline)
 		if err == nil {
@@ -63,7 +54,7 @@ func CallBy(ctx context.Context, c StreamOpener, req *Request, deadline time.Tim
 		}
 		// the server ended the idle stream before it read the request
 	}
-	st, err := c.OpenStream(ctx)
+	st, err := pool.OpenStream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opening stream for %s: %w", req.Op, err)
 	}
@@ -195,21 +186,6 @@ func (rt *resetTimer) release() {
 		rt.stopped = false
 		resetTimers.Put(rt)
 	}
-}
-
-// callOnce sends req on a new stream of c, closed after the call.
-func callOnce(ctx context.Context, c StreamOpener, req *Request) (*Response, error) {
-	st, stop, err := open(ctx, c, req)
-	if err != nil {
-		return nil, err
-	}
-	defer stop()
-	defer st.CancelRead(0)
-	var resp Response
-	if err := ReadFrame(st, &resp); err != nil {
-		return nil, fmt.Errorf("reading %s response: %w: %w", req.Op, ErrOutcomeUnknown, withCause(ctx, err))
-	}
-	return &resp, nil
 }
 
 // ErrOutcomeUnknown marks a call that failed after its request was sent:
