@@ -80,7 +80,7 @@ const hookBatch = 256
 //
 // Goroutines: run (started by startHooks, stopped by n.ctx) owns the
 // leader state (leading, cursor, cursorRev, next, members, membersRev,
-// electedTerm, leadCtx); watchLeadership only calls leadCancel under mu;
+// electedTerm, leadCtx); watchLeadership only cancels deliveries (cancelDeliveries, under mu);
 // runPublisher owns the publishing side; RPC handlers use d, processed
 // and queue only.
 type hookService struct {

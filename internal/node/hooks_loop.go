@@ -138,14 +138,19 @@ func (s *hookService) run() {
 // stepDown stops this node's deliveries: it cancels the context in-flight
 // deliveries run under and forgets the leader state.
 func (s *hookService) stepDown() {
+	s.cancelDeliveries()
+	s.leading = false
+	s.processed.Store(0)
+}
+
+// cancelDeliveries cancels the context this node's deliveries run under.
+func (s *hookService) cancelDeliveries() {
 	s.mu.Lock()
 	if s.leadCancel != nil {
 		s.leadCancel()
 		s.leadCancel = nil
 	}
 	s.mu.Unlock()
-	s.leading = false
-	s.processed.Store(0)
 }
 
 // watchLeadership cancels the deliveries of this node as soon as Raft says
@@ -159,14 +164,9 @@ func (s *hookService) watchLeadership() {
 			return
 		case <-t.C:
 		}
-		if s.n.raft.IsLeader() {
-			continue
+		if !s.n.raft.IsLeader() {
+			s.cancelDeliveries()
 		}
-		s.mu.Lock()
-		if s.leadCancel != nil {
-			s.leadCancel()
-		}
-		s.mu.Unlock()
 	}
 }
 
