@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -179,7 +180,7 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 		return nil, err
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
+		Stream:  durableStream{stream, logs.sync},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
@@ -199,16 +200,17 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	rc.NoSnapshotRestoreOnStart = true
 	rc.Logger = hlog
 
-	var rfsm FSM = fsm
+	var rfsm FSM = durableFSM{FSM: fsm, s: logs.sync}
 	if cfg.OnSnapshot != nil {
-		rfsm = observedFSM{FSM: fsm, on: cfg.OnSnapshot}
+		rfsm = observedFSM{FSM: rfsm, on: cfg.OnSnapshot}
 	}
-	r, err := raft.NewRaft(rc, rfsm, newLogCache(logs, logCacheEntries, logCacheBytes), logs, snaps, trans)
+	r, err := raft.NewRaft(rc, rfsm, newLogCache(logs, logCacheEntries, logCacheBytes), logs, snaps, durableTransport{trans, logs.sync})
 	if err != nil {
 		trans.Close()
 		logs.Close()
 		return nil, fmt.Errorf("consensus: starting raft: %w", err)
 	}
+	logs.leader.Store(r)
 	n := &Node{
 		cfg: cfg, raft: r, fsm: fsm, trans: trans, wal: logs, snaps: snaps, log: cfg.Logger,
 		obsCh:   make(chan raft.Observation, 64),
@@ -226,10 +228,14 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 }
 
 // walStore is a raft-wal log whose Close also closes its metadata database
-// (raft-wal's own Close leaves that file locked).
+// (raft-wal's own Close leaves that file locked), and whose fsyncs the
+// leader defers to a syncer (see durable.go).
 type walStore struct {
 	*wal.WAL
-	meta *metadb.BoltMetaDB
+	meta   *metadb.BoltMetaDB
+	sync   *syncer
+	leader atomic.Pointer[raft.Raft] // set once Raft runs; before, every write is synced
+	mu     sync.Mutex                // orders appends and deletes with the durable index they set
 }
 
 func openWAL(dir string, segmentSize int) (*walStore, error) {
@@ -237,17 +243,78 @@ func openWAL(dir string, segmentSize int) (*walStore, error) {
 	if segmentSize <= 0 {
 		segmentSize = wal.DefaultSegmentSize
 	}
-	files := sealFixFiler{segment.NewFiler(dir, fs.New())}
-	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithSegmentSize(segmentSize), wal.WithSegmentFiler(files))
+	// nothing is deferred until the log is open and its durable index known
+	s := newSyncer(0)
+	files := sealFixFiler{segment.NewFiler(dir, syncedFS{fs.New(), s})}
+	w, err := wal.Open(dir, wal.WithMetaStore(syncedMeta{meta, s}), wal.WithSegmentSize(segmentSize), wal.WithSegmentFiler(files))
 	if err != nil {
+		s.close()
 		meta.Close()
 		return nil, err
 	}
-	return &walStore{WAL: w, meta: meta}, nil
+	last, err := w.LastIndex()
+	if err != nil {
+		s.close()
+		return nil, errors.Join(err, w.Close(), meta.Close())
+	}
+	s.setDurable(last)
+	return &walStore{WAL: w, meta: meta, sync: s}, nil
 }
 
-// Close closes the log and its metadata database.
+// StoreLogs appends logs. The leader's append returns once written and is
+// fsynced in the background; any other append returns once on disk.
+func (w *walStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	last := logs[len(logs)-1].Index
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r := w.leader.Load(); r != nil && r.State() == raft.Leader {
+		// Raft calls StoreLogs from its main goroutine, which alone changes
+		// its state, so the state read here is the caller's own.
+		w.sync.async.Store(true)
+		err := w.WAL.StoreLogs(logs)
+		w.sync.async.Store(false)
+		if err != nil {
+			return err
+		}
+		w.sync.enqueue(syncRequest{index: last})
+		return nil
+	}
+	if err := w.WAL.StoreLogs(logs); err != nil {
+		return err
+	}
+	w.sync.drain()
+	w.sync.setDurable(last)
+	return nil
+}
+
+// StoreLog appends one log (see StoreLogs).
+func (w *walStore) StoreLog(l *raft.Log) error { return w.StoreLogs([]*raft.Log{l}) }
+
+// DeleteRange deletes logs min..max, once the queued fsyncs ran. Deleting
+// the tail, as a follower does when a new leader overwrites entries, or the
+// whole log, as installing a snapshot does, lowers the durable index to the
+// new last index.
+func (w *walStore) DeleteRange(min, max uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sync.drain()
+	if err := w.WAL.DeleteRange(min, max); err != nil {
+		return err
+	}
+	last, err := w.WAL.LastIndex()
+	if err != nil {
+		return err
+	}
+	w.sync.lowerDurable(last)
+	return nil
+}
+
+// Close runs the queued fsyncs and closes the log and its metadata database.
 func (w *walStore) Close() error {
+	w.sync.close()
 	return errors.Join(w.WAL.Close(), w.meta.Close())
 }
 
