@@ -200,7 +200,7 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	rc.NoSnapshotRestoreOnStart = true
 	rc.Logger = hlog
 
-	var rfsm FSM = durableFSM{FSM: fsm, s: logs.sync}
+	rfsm := gateFSM(fsm, logs.sync)
 	if cfg.OnSnapshot != nil {
 		rfsm = observedFSM{FSM: rfsm, on: cfg.OnSnapshot}
 	}

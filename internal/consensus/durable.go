@@ -21,7 +21,7 @@ import (
 // in the commit quorum before its copy is on disk, so nothing may act on an
 // index before this node's copy of it is durable:
 //
-//   - the FSM applies an entry only once it is durable here (durableFSM), so
+//   - nothing the FSM applied is seen before it is durable here (gateFSM):
 //     no client sees a result, and no read sees a write, that a crash of this
 //     node could still take back without a durable majority behind it;
 //   - the commit index sent to followers never exceeds this node's durable
@@ -242,6 +242,23 @@ func (m syncedMeta) CommitState(st types.PersistentState) error {
 func (m syncedMeta) SetStable(key, value []byte) error {
 	m.s.drain()
 	return m.BoltMetaDB.SetStable(key, value)
+}
+
+// applyGater is an FSM that can apply entries before they are durable and
+// hold back everything it applied — results, reads, events — until a gate
+// returns (kv.Store): its work then overlaps the leader's fsync.
+type applyGater interface {
+	SetApplyGate(gate func(index uint64))
+}
+
+// gateFSM makes fsm wait for entries to be on this node's disk: through its
+// apply gate if it has one, otherwise by applying them only then.
+func gateFSM(fsm FSM, s *syncer) FSM {
+	if g, ok := fsm.(applyGater); ok {
+		g.SetApplyGate(s.waitDurable)
+		return fsm
+	}
+	return durableFSM{FSM: fsm, s: s}
 }
 
 // durableFSM applies an entry only once it is on this node's disk.

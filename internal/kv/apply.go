@@ -13,6 +13,14 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// SetApplyGate makes ApplyBatch call gate with each batch's last index
+// after applying the batch and before any of it becomes visible: before
+// ApplyBatch returns its results, before reads, commits and history
+// readers see it, and before the applied index moves. consensus passes the
+// wait for the Raft log's fsync, so the state machine's work overlaps the
+// leader's fsync of the same entries. Call it before the first apply.
+func (s *Store) SetApplyGate(gate func(index uint64)) { s.applyGate = gate }
+
 // Apply applies one log; see ApplyBatch.
 func (s *Store) Apply(l *raft.Log) interface{} {
 	return s.ApplyBatch([]*raft.Log{l})[0]
@@ -34,6 +42,9 @@ func (s *Store) Apply(l *raft.Log) interface{} {
 // A storage failure is fatal: Raft already counts the entries as applied, so
 // ApplyBatch panics rather than let this replica diverge. On restart the
 // entries after the stored applied index are applied again.
+//
+// With an apply gate (SetApplyGate), the batch is applied first and then
+// held until the gate returns: results, reads and events see it only then.
 //
 // Raft calls ApplyBatch from its FSM goroutine only; reads may run
 // concurrently.
@@ -98,6 +109,10 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	if err != nil {
 		s.fatal(fmt.Sprintf("kv: apply indexes %d..%d to %s: %v", prev+1, last, s.path, err))
+	}
+	if s.applyGate != nil {
+		// still holding txMu: no read, commit or event sees the batch yet
+		s.applyGate(last)
 	}
 	s.maxNow.Store(a.maxNow)
 	s.setApplied(last)

@@ -71,6 +71,9 @@ type Store struct {
 	kick         chan struct{} // wakes flushLoop when a pending transaction begins
 
 	retention uint64 // revisions of history kept; set once by OpenWith
+	// applyGate, if set, is called by ApplyBatch with the batch's last index
+	// before anything it applied becomes visible; set once by SetApplyGate
+	applyGate func(index uint64)
 
 	waitMu   sync.Mutex    // guards advance
 	advance  chan struct{} // closed and replaced whenever applied changes
