@@ -264,15 +264,21 @@ func openWAL(dir string, segmentSize int) (*walStore, error) {
 // StoreLogs appends logs. The leader's append returns once written and is
 // fsynced in the background; any other append returns once on disk.
 func (w *walStore) StoreLogs(logs []*raft.Log) error {
+	// Raft calls StoreLogs from its main goroutine, which alone changes its
+	// state, so the state read here is the caller's own.
+	r := w.leader.Load()
+	return w.storeLogs(logs, r != nil && r.State() == raft.Leader)
+}
+
+// storeLogs appends logs, fsyncing them in the background if deferSync.
+func (w *walStore) storeLogs(logs []*raft.Log, deferSync bool) error {
 	if len(logs) == 0 {
 		return nil
 	}
 	last := logs[len(logs)-1].Index
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if r := w.leader.Load(); r != nil && r.State() == raft.Leader {
-		// Raft calls StoreLogs from its main goroutine, which alone changes
-		// its state, so the state read here is the caller's own.
+	if deferSync {
 		w.sync.async.Store(true)
 		err := w.WAL.StoreLogs(logs)
 		w.sync.async.Store(false)
