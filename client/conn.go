@@ -82,11 +82,12 @@ var readOnly = map[string]bool{
 }
 
 func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {
-	body, err := rpc.Marshal(req)
+	body, err := rpc.MarshalBuffer(req)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s request: %w", op, err)
 	}
-	resp, err := c.do(ctx, op, body)
+	resp, err := c.do(ctx, op, body.Bytes())
+	rpc.ReleaseBuffer(body)
 	if err != nil {
 		return nil, err
 	}
@@ -102,11 +103,12 @@ func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, 
 // Call invokes any operation by name with CBOR-encodable request and
 // response values; the typed methods are built on it.
 func (c *Client) Call(ctx context.Context, op string, req, resp any) error {
-	body, err := rpc.Marshal(req)
+	body, err := rpc.MarshalBuffer(req)
 	if err != nil {
 		return fmt.Errorf("encoding %s request: %w", op, err)
 	}
-	r, err := c.do(ctx, op, body)
+	r, err := c.do(ctx, op, body.Bytes())
+	rpc.ReleaseBuffer(body)
 	if err != nil {
 		return err
 	}

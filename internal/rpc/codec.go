@@ -1,10 +1,12 @@
 package rpc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -61,22 +63,48 @@ func Unmarshal(b []byte, v any) error { return decMode.Unmarshal(b, v) }
 // ErrFrameTooLarge is returned when a frame's length prefix exceeds the limit.
 var ErrFrameTooLarge = api.Errorf(api.CodeResourceExhausted, "message larger than the %d-byte limit", MaxFrameSize)
 
-// WriteFrame writes v as a 4-byte big-endian length followed by its CBOR encoding.
+// MarshalBuffer encodes v like Marshal into a pooled buffer, which the
+// caller hands back with ReleaseBuffer once nothing uses its bytes.
+func MarshalBuffer(v any) (*bytes.Buffer, error) {
+	buf := frameBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	if err := encMode.(cbor.UserBufferEncMode).MarshalToBuffer(v, buf); err != nil {
+		ReleaseBuffer(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+// WriteFrame writes v as a 4-byte big-endian length followed by its CBOR
+// encoding, built in a pooled buffer (io.Writer keeps no reference to it).
 func WriteFrame(w io.Writer, v any) error {
-	b, err := Marshal(v)
-	if err != nil {
+	buf := frameBuffers.Get().(*bytes.Buffer)
+	defer ReleaseBuffer(buf)
+	buf.Reset()
+	buf.Write([]byte{0, 0, 0, 0}) // the length, set below
+	if err := encMode.(cbor.UserBufferEncMode).MarshalToBuffer(v, buf); err != nil {
 		return fmt.Errorf("encoding frame: %w", err)
 	}
-	if len(b) > MaxFrameSize {
+	b := buf.Bytes()
+	if len(b)-4 > MaxFrameSize {
 		return ErrFrameTooLarge
 	}
-	buf := make([]byte, 4+len(b))
-	binary.BigEndian.PutUint32(buf, uint32(len(b)))
-	copy(buf[4:], b)
-	if _, err := w.Write(buf); err != nil {
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("writing frame: %w", err)
 	}
 	return nil
+}
+
+// frameBuffers holds the buffers WriteFrame and MarshalBuffer encode into.
+var frameBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// ReleaseBuffer returns a buffer of MarshalBuffer to the pool, unless a
+// large message grew it: one big message must not pin its memory.
+func ReleaseBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		frameBuffers.Put(buf)
+	}
 }
 
 // errNoFrame marks a ReadFrame that failed before any byte of the frame

@@ -248,11 +248,12 @@ func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, er
 			s.logger().Error("rpc: internal error", "op", op, "err", err)
 		}
 	} else if resp != nil {
-		b, merr := Marshal(resp)
+		body, merr := MarshalBuffer(resp)
 		if merr != nil {
 			out.Error = api.Errorf(api.CodeInternal, "encoding %s response: %v", op, merr)
 		} else {
-			out.Body = b
+			defer ReleaseBuffer(body)
+			out.Body = body.Bytes()
 		}
 	}
 	s.observe(op, codeOfResponse(out), start)
