@@ -137,7 +137,20 @@ func ReadFrame(r io.Reader, v any) error {
 	if n > MaxFrameSize {
 		return fmt.Errorf("frame of %d bytes: %w", n, ErrFrameTooLarge)
 	}
-	b, err := readBody(r, int(n))
+	var b []byte
+	var err error
+	if n <= frameChunk {
+		// a small body is read into a pooled buffer: decoding copies what
+		// it keeps (byte strings, raw messages), so the buffer is free after
+		buf := frameBuffers.Get().(*bytes.Buffer)
+		defer ReleaseBuffer(buf)
+		buf.Reset()
+		buf.Grow(int(n))
+		b = buf.AvailableBuffer()[:n]
+		_, err = io.ReadFull(r, b)
+	} else {
+		b, err = readBody(r, int(n))
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
