@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.jsonFile, "json", "", "also write the table as JSON rows to this file")
 	fs.DurationVar(&o.duration, "duration", 0, "measured time per workload (default 10s, 3s with --quick)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured time before each workload (default 2s, 1s with --quick)")
-	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of each system, size and workload (warmup included) to this directory")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of each system, size and workload (warmup included) to this directory, and allocation profiles taken before and after it (go tool pprof -sample_index=alloc_space -base NAME.allocs-before.pprof NAME.allocs.pprof)")
 	fs.StringVar(&o.traceDir, "trace-dir", "", "write a runtime execution trace of each system, size and workload (warmup included; use a short --duration) to this directory, for go tool trace")
 	fs.StringVar(&o.only, "only", "", "run only aspen or only etcd (the other column stays empty)")
 	workloads := fs.String("workloads", "", "run only these workloads, comma-separated (put1,put16,put256,getlin64,getstale64,cas16,batch16); rows of others stay empty")
@@ -213,9 +213,10 @@ func runSystem(ctx context.Context, o *options, name string, start func(context.
 	return out, nil
 }
 
-// startProfile starts a CPU profile written to profileDir/NAME.pprof and an
-// execution trace written to traceDir/NAME.trace; an empty directory skips
-// either.
+// startProfile starts a CPU profile written to profileDir/NAME.pprof (with
+// allocation profiles NAME.allocs-before.pprof and NAME.allocs.pprof) and
+// an execution trace written to traceDir/NAME.trace; an empty directory
+// skips either.
 func startProfile(profileDir, traceDir, name string) (stop func(), err error) {
 	var stops []func()
 	stop = func() {
@@ -249,7 +250,28 @@ func startProfile(profileDir, traceDir, name string) (stop func(), err error) {
 			f.Close()
 		})
 	}
+	if profileDir != "" {
+		// the allocation profile counts from the start of the process:
+		// the one taken before the workload is the base to subtract
+		if err := writeAllocs(filepath.Join(profileDir, name+".allocs-before.pprof")); err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, func() {
+			_ = writeAllocs(filepath.Join(profileDir, name+".allocs.pprof"))
+		})
+	}
 	return stop, nil
+}
+
+// writeAllocs writes the allocation profile (cumulative since the process
+// started) to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 }
 
 // writeTable prints the rows aligned: names left, figures right.
