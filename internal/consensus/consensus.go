@@ -463,7 +463,12 @@ func (n *Node) Bootstrap() error {
 // Propose replicates cmd and returns the FSM's response for it once applied
 // on this node (the leader).
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
-	f := n.raft.Apply(cmd, timeoutOf(ctx, 30*time.Second))
+	// No enqueue timeout: Raft's timeout is a timer per proposal (3% of the
+	// bytes a put allocates), and its apply queue never stalls — the leader
+	// loop, or a follower's or candidate's answering ErrNotLeader, drains it
+	// — so enqueueing waits only behind a full queue; ctx still ends the
+	// wait for the answer below.
+	f := n.raft.Apply(cmd, 0)
 	if err := n.await(ctx, f); err != nil {
 		return nil, err
 	}
