@@ -47,7 +47,8 @@ type syncer struct {
 	durable atomic.Uint64 // mirror of durableIdx for lock-free reads
 
 	mu         sync.Mutex
-	cond       *sync.Cond // signalled when a request completes or durableIdx moves
+	work       *sync.Cond // signalled when a request is queued or the syncer closes
+	progress   *sync.Cond // signalled when requests complete or durableIdx moves
 	queue      []syncRequest
 	durableIdx uint64
 	closed     bool
@@ -64,7 +65,8 @@ type syncRequest struct {
 func newSyncer(durable uint64) *syncer {
 	s := &syncer{durableIdx: durable, done: make(chan struct{})}
 	s.durable.Store(durable)
-	s.cond = sync.NewCond(&s.mu)
+	s.work = sync.NewCond(&s.mu)
+	s.progress = sync.NewCond(&s.mu)
 	go s.run()
 	return s
 }
@@ -77,7 +79,7 @@ func (s *syncer) run() {
 	s.mu.Lock()
 	for {
 		for len(s.queue) == 0 && !s.closed {
-			s.cond.Wait()
+			s.work.Wait()
 		}
 		if len(s.queue) == 0 {
 			s.mu.Unlock()
@@ -106,7 +108,7 @@ func (s *syncer) run() {
 			s.setDurableLocked(mark)
 		}
 		s.pending.Add(-int64(len(batch)))
-		s.cond.Broadcast()
+		s.progress.Broadcast()
 	}
 }
 
@@ -114,7 +116,7 @@ func (s *syncer) enqueue(req syncRequest) {
 	s.mu.Lock()
 	s.pending.Add(1)
 	s.queue = append(s.queue, req)
-	s.cond.Broadcast()
+	s.work.Signal()
 	s.mu.Unlock()
 }
 
@@ -125,7 +127,7 @@ func (s *syncer) drain() {
 	}
 	s.mu.Lock()
 	for s.pending.Load() > 0 {
-		s.cond.Wait()
+		s.progress.Wait()
 	}
 	s.mu.Unlock()
 }
@@ -139,7 +141,7 @@ func (s *syncer) setDurableLocked(index uint64) {
 func (s *syncer) setDurable(index uint64) {
 	s.mu.Lock()
 	s.setDurableLocked(index)
-	s.cond.Broadcast()
+	s.progress.Broadcast()
 	s.mu.Unlock()
 }
 
@@ -158,7 +160,7 @@ func (s *syncer) waitDurable(index uint64) {
 	}
 	s.mu.Lock()
 	for s.durableIdx < index {
-		s.cond.Wait()
+		s.progress.Wait()
 	}
 	s.mu.Unlock()
 }
@@ -167,7 +169,7 @@ func (s *syncer) waitDurable(index uint64) {
 func (s *syncer) close() {
 	s.mu.Lock()
 	s.closed = true
-	s.cond.Broadcast()
+	s.work.Signal()
 	s.mu.Unlock()
 	<-s.done
 }
