@@ -271,6 +271,9 @@ func (w *walStore) StoreLogs(logs []*raft.Log) error {
 }
 
 // storeLogs appends logs, fsyncing them in the background if deferSync.
+// raft-wal ends every append with a Sync of the segment file it wrote
+// (segment.Writer.Append), which syncedFile turns into a queued fsync; the
+// mark queued after it is therefore covered by it.
 func (w *walStore) storeLogs(logs []*raft.Log, deferSync bool) error {
 	if len(logs) == 0 {
 		return nil
