@@ -83,6 +83,7 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 			a.kv, a.ttl, a.hist = tx.Bucket(bucketKV), tx.Bucket(bucketTTL), history{
 				b: tx.Bucket(bucketEvents), meta: tx.Bucket(bucketMeta), retention: s.retention,
 			}
+			a.kvRead = a.kv.Cursor()
 			for i, l := range logs {
 				if l.Index <= last {
 					continue
@@ -204,6 +205,7 @@ func (s *Store) fatal(msg string) {
 // every change in the history.
 type applier struct {
 	kv, ttl *bbolt.Bucket
+	kvRead  *bbolt.Cursor // reads of kv for the whole batch (Bucket.Get makes a cursor per call)
 	hist    history
 	nowMs   int64 // time of the command being applied: max(its NowMs, maxNow before it)
 	maxNow  int64 // the state machine clock (Store.MaxNowMs) as of the command being applied
@@ -222,7 +224,7 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 	}
 	a.nowMs = a.advanceClock(cmd.NowMs)
 	if cmd.Txn != nil {
-		o := &overlay{kv: a.kv, nowMs: a.nowMs, index: index, writes: map[string]*record{}, stored: map[string]*record{}}
+		o := &overlay{kv: a.kv, read: a.kvRead, nowMs: a.nowMs, index: index, writes: map[string]*record{}, stored: map[string]*record{}}
 		resp, opErr, err := o.txn(cmd.Txn)
 		if err != nil {
 			return nil, err
@@ -247,7 +249,7 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 func (a *applier) expire(nowMs int64, keys []ExpiredKey) (int, error) {
 	n := 0
 	for _, e := range keys {
-		raw := a.kv.Get(e.Key)
+		raw := lookup(a.kvRead, e.Key)
 		if raw == nil {
 			continue
 		}
@@ -337,10 +339,22 @@ func (a *applier) write(key string, r, old *record) error {
 // Nothing reaches the bucket until the whole transaction succeeded.
 type overlay struct {
 	kv     *bbolt.Bucket
+	read   *bbolt.Cursor // over kv
 	nowMs  int64
 	index  uint64
 	writes map[string]*record // nil = deleted
 	stored map[string]*record // records read from the bucket (nil = absent), decoded once
+}
+
+// lookup is Bucket.Get through a cursor kept for many lookups: the value
+// of key in the cursor's bucket, or nil. The cursor is positioned anew for
+// each lookup, so writes to the bucket in between do not matter.
+func lookup(c *bbolt.Cursor, key []byte) []byte {
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 // storedRecord returns the record of key in the bucket (live or expired),
@@ -350,7 +364,7 @@ func (o *overlay) storedRecord(key []byte) (*record, error) {
 		return r, nil
 	}
 	var r *record
-	if raw := o.kv.Get(key); raw != nil {
+	if raw := lookup(o.read, key); raw != nil {
 		var err error
 		if r, err = decodeRecord(key, raw); err != nil {
 			return nil, err
