@@ -34,10 +34,15 @@ import (
 
 // FSM is the state machine Raft drives. AppliedIndex is the last log index
 // it has durably applied; WaitApplied blocks until it reaches index.
+// SetApplyGate gives it the wait for log entries to be on this node's disk:
+// it may apply a batch before, but shows nothing of it (results, reads,
+// events, AppliedIndex) until gate(last index of the batch) returns
+// (kv.Store.SetApplyGate; see durable.go).
 type FSM interface {
 	raft.BatchingFSM
 	AppliedIndex() uint64
 	WaitApplied(ctx context.Context, index uint64) error
+	SetApplyGate(gate func(index uint64))
 }
 
 // Config configures a Raft node. Zero durations and counts take the defaults
@@ -200,9 +205,10 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	rc.NoSnapshotRestoreOnStart = true
 	rc.Logger = hlog
 
-	rfsm := gateFSM(fsm, logs.sync)
+	fsm.SetApplyGate(logs.sync.waitDurable)
+	var rfsm FSM = fsm
 	if cfg.OnSnapshot != nil {
-		rfsm = observedFSM{FSM: rfsm, on: cfg.OnSnapshot}
+		rfsm = observedFSM{FSM: fsm, on: cfg.OnSnapshot}
 	}
 	r, err := raft.NewRaft(rc, rfsm, newLogCache(logs, logCacheEntries, logCacheBytes), logs, snaps, durableTransport{trans, logs.sync})
 	if err != nil {

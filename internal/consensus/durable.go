@@ -21,7 +21,8 @@ import (
 // in the commit quorum before its copy is on disk, so nothing may act on an
 // index before this node's copy of it is durable:
 //
-//   - nothing the FSM applied is seen before it is durable here (gateFSM):
+//   - nothing the FSM applied is seen before it is durable here (its apply
+//     gate, FSM.SetApplyGate, waits for it):
 //     no client sees a result, and no read sees a write, that a crash of this
 //     node could still take back without a durable majority behind it;
 //   - the commit index sent to followers never exceeds this node's durable
@@ -44,15 +45,14 @@ import (
 type syncer struct {
 	async   atomic.Bool   // set while the leader's StoreLogs runs: Sync defers
 	pending atomic.Int64  // queued or running requests
-	durable atomic.Uint64 // mirror of durableIdx for lock-free reads
+	durable atomic.Uint64 // highest index on disk; written under mu, read anywhere
 
-	mu         sync.Mutex
-	work       *sync.Cond // signalled when a request is queued or the syncer closes
-	progress   *sync.Cond // signalled when requests complete or durableIdx moves
-	queue      []syncRequest
-	durableIdx uint64
-	closed     bool
-	done       chan struct{}
+	mu       sync.Mutex
+	work     *sync.Cond // signalled when a request is queued or the syncer closes
+	progress *sync.Cond // signalled when requests complete or durable moves
+	queue    []syncRequest
+	closed   bool
+	done     chan struct{}
 }
 
 // syncRequest is an fsync of file, or, with file nil, the news that every
@@ -63,7 +63,7 @@ type syncRequest struct {
 }
 
 func newSyncer(durable uint64) *syncer {
-	s := &syncer{durableIdx: durable, done: make(chan struct{})}
+	s := &syncer{done: make(chan struct{})}
 	s.durable.Store(durable)
 	s.work = sync.NewCond(&s.mu)
 	s.progress = sync.NewCond(&s.mu)
@@ -105,7 +105,7 @@ func (s *syncer) run() {
 		}
 		s.mu.Lock()
 		if mark > 0 {
-			s.setDurableLocked(mark)
+			s.durable.Store(mark)
 		}
 		s.pending.Add(-int64(len(batch)))
 		s.progress.Broadcast()
@@ -132,15 +132,10 @@ func (s *syncer) drain() {
 	s.mu.Unlock()
 }
 
-func (s *syncer) setDurableLocked(index uint64) {
-	s.durableIdx = index
-	s.durable.Store(index)
-}
-
 // setDurable records that the log up to index is on disk.
 func (s *syncer) setDurable(index uint64) {
 	s.mu.Lock()
-	s.setDurableLocked(index)
+	s.durable.Store(index)
 	s.progress.Broadcast()
 	s.mu.Unlock()
 }
@@ -149,7 +144,7 @@ func (s *syncer) setDurable(index uint64) {
 // deleted, and whatever is written there next must be synced anew.
 func (s *syncer) lowerDurable(index uint64) {
 	s.mu.Lock()
-	s.setDurableLocked(min(s.durableIdx, index))
+	s.durable.Store(min(s.durable.Load(), index))
 	s.mu.Unlock()
 }
 
@@ -159,7 +154,7 @@ func (s *syncer) waitDurable(index uint64) {
 		return
 	}
 	s.mu.Lock()
-	for s.durableIdx < index {
+	for s.durable.Load() < index {
 		s.progress.Wait()
 	}
 	s.mu.Unlock()
@@ -244,41 +239,6 @@ func (m syncedMeta) CommitState(st types.PersistentState) error {
 func (m syncedMeta) SetStable(key, value []byte) error {
 	m.s.drain()
 	return m.BoltMetaDB.SetStable(key, value)
-}
-
-// applyGater is an FSM that can apply entries before they are durable and
-// hold back everything it applied — results, reads, events — until a gate
-// returns (kv.Store): its work then overlaps the leader's fsync.
-type applyGater interface {
-	SetApplyGate(gate func(index uint64))
-}
-
-// gateFSM makes fsm wait for entries to be on this node's disk: through its
-// apply gate if it has one, otherwise by applying them only then.
-func gateFSM(fsm FSM, s *syncer) FSM {
-	if g, ok := fsm.(applyGater); ok {
-		g.SetApplyGate(s.waitDurable)
-		return fsm
-	}
-	return durableFSM{FSM: fsm, s: s}
-}
-
-// durableFSM applies an entry only once it is on this node's disk.
-type durableFSM struct {
-	FSM
-	s *syncer
-}
-
-func (f durableFSM) Apply(l *raft.Log) interface{} {
-	f.s.waitDurable(l.Index)
-	return f.FSM.Apply(l)
-}
-
-func (f durableFSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	if len(logs) > 0 {
-		f.s.waitDurable(logs[len(logs)-1].Index)
-	}
-	return f.FSM.ApplyBatch(logs)
 }
 
 // durableTransport tells followers a commit index no higher than this

@@ -86,7 +86,9 @@ func TestLeaderAppendIsDurableOnlyAfterItsFsync(t *testing.T) {
 	}
 
 	applied := make(chan struct{})
-	go durableFSM{FSM: &recordingFSM{order: order, done: applied}, s: s}.ApplyBatch([]*raft.Log{{Index: 6, Type: raft.LogCommand}})
+	fsm := &recordingFSM{order: order, done: applied}
+	fsm.SetApplyGate(s.waitDurable) // as Open does
+	go fsm.ApplyBatch([]*raft.Log{{Index: 6, Type: raft.LogCommand}})
 	// a write made as follower syncs after the deferred fsync, never before
 	other := newHeldFile(t, "follower", order)
 	other.let()
@@ -108,13 +110,19 @@ func TestLeaderAppendIsDurableOnlyAfterItsFsync(t *testing.T) {
 	}
 }
 
+// recordingFSM notes when a batch it applied becomes visible: after its
+// apply gate returned.
 type recordingFSM struct {
 	FSM
 	order *syncOrder
 	done  chan struct{}
+	gate  func(index uint64)
 }
 
+func (f *recordingFSM) SetApplyGate(gate func(index uint64)) { f.gate = gate }
+
 func (f *recordingFSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	f.gate(logs[len(logs)-1].Index)
 	f.order.add("apply")
 	close(f.done)
 	return make([]interface{}, len(logs))
