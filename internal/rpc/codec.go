@@ -33,13 +33,13 @@ type Response struct {
 }
 
 var (
-	encMode cbor.EncMode
+	encMode cbor.UserBufferEncMode // Marshal, and MarshalToBuffer into pooled buffers
 	decMode cbor.DecMode
 )
 
 func init() {
 	var err error
-	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	encMode, err = cbor.CoreDetEncOptions().UserBufferEncMode()
 	if err != nil {
 		panic(err)
 	}
@@ -66,9 +66,8 @@ var ErrFrameTooLarge = api.Errorf(api.CodeResourceExhausted, "message larger tha
 // MarshalBuffer encodes v like Marshal into a pooled buffer, which the
 // caller hands back with ReleaseBuffer once nothing uses its bytes.
 func MarshalBuffer(v any) (*bytes.Buffer, error) {
-	buf := frameBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
-	if err := encMode.(cbor.UserBufferEncMode).MarshalToBuffer(v, buf); err != nil {
+	buf := takeBuffer()
+	if err := encMode.MarshalToBuffer(v, buf); err != nil {
 		ReleaseBuffer(buf)
 		return nil, err
 	}
@@ -78,11 +77,10 @@ func MarshalBuffer(v any) (*bytes.Buffer, error) {
 // WriteFrame writes v as a 4-byte big-endian length followed by its CBOR
 // encoding, built in a pooled buffer (io.Writer keeps no reference to it).
 func WriteFrame(w io.Writer, v any) error {
-	buf := frameBuffers.Get().(*bytes.Buffer)
+	buf := takeBuffer()
 	defer ReleaseBuffer(buf)
-	buf.Reset()
 	buf.Write([]byte{0, 0, 0, 0}) // the length, set below
-	if err := encMode.(cbor.UserBufferEncMode).MarshalToBuffer(v, buf); err != nil {
+	if err := encMode.MarshalToBuffer(v, buf); err != nil {
 		return fmt.Errorf("encoding frame: %w", err)
 	}
 	b := buf.Bytes()
@@ -96,8 +94,15 @@ func WriteFrame(w io.Writer, v any) error {
 	return nil
 }
 
-// frameBuffers holds the buffers WriteFrame and MarshalBuffer encode into.
+// frameBuffers holds the buffers frames are encoded into and read into.
 var frameBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// takeBuffer returns an empty buffer of the pool.
+func takeBuffer() *bytes.Buffer {
+	buf := frameBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	return buf
+}
 
 // ReleaseBuffer returns a buffer of MarshalBuffer to the pool, unless a
 // large message grew it: one big message must not pin its memory.
@@ -142,9 +147,8 @@ func ReadFrame(r io.Reader, v any) error {
 	if n <= frameChunk {
 		// a small body is read into a pooled buffer: decoding copies what
 		// it keeps (byte strings, raw messages), so the buffer is free after
-		buf := frameBuffers.Get().(*bytes.Buffer)
+		buf := takeBuffer()
 		defer ReleaseBuffer(buf)
-		buf.Reset()
 		buf.Grow(int(n))
 		b = buf.AvailableBuffer()[:n]
 		_, err = io.ReadFull(r, b)
