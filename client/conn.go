@@ -82,20 +82,9 @@ var readOnly = map[string]bool{
 }
 
 func call[Resp any](ctx context.Context, c *Client, op string, req any) (*Resp, error) {
-	body, err := rpc.MarshalBuffer(req)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s request: %w", op, err)
-	}
-	resp, err := c.do(ctx, op, body.Bytes())
-	rpc.ReleaseBuffer(body)
-	if err != nil {
-		return nil, err
-	}
 	out := new(Resp)
-	if len(resp.Body) > 0 {
-		if err := rpc.Unmarshal(resp.Body, out); err != nil {
-			return nil, fmt.Errorf("decoding %s response: %w", op, err)
-		}
+	if err := c.Call(ctx, op, req, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -113,7 +102,9 @@ func (c *Client) Call(ctx context.Context, op string, req, resp any) error {
 		return err
 	}
 	if resp != nil && len(r.Body) > 0 {
-		return rpc.Unmarshal(r.Body, resp)
+		if err := rpc.Unmarshal(r.Body, resp); err != nil {
+			return fmt.Errorf("decoding %s response: %w", op, err)
+		}
 	}
 	return nil
 }
