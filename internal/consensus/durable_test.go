@@ -189,10 +189,7 @@ func TestAnswersToPeersWaitForPendingFsyncs(t *testing.T) {
 
 func TestWALDurableIndex(t *testing.T) {
 	dir := t.TempDir()
-	w, err := openWAL(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openTestWAL(t, dir)
 	logs := []*raft.Log{{Index: 1, Term: 1}, {Index: 2, Term: 1}, {Index: 3, Term: 1}}
 	if err := w.StoreLogs(logs); err != nil {
 		t.Fatal(err)
@@ -214,14 +211,7 @@ func TestWALDurableIndex(t *testing.T) {
 	if got := w.sync.durable.Load(); got != 2 {
 		t.Fatalf("durable %d after deleting the head, want 2", got)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	w, err = openWAL(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w = reopenTestWAL(t, w, dir)
 	if got := w.sync.durable.Load(); got != 2 {
 		t.Fatalf("durable %d after reopening, want 2", got)
 	}

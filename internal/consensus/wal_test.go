@@ -7,6 +7,26 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// openTestWAL opens the log in dir, closed when the test ends.
+func openTestWAL(t *testing.T, dir string) *walStore {
+	t.Helper()
+	w, err := openWAL(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// reopenTestWAL closes w, as a stopping node does, and opens dir again.
+func reopenTestWAL(t *testing.T, w *walStore, dir string) *walStore {
+	t.Helper()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openTestWAL(t, dir)
+}
+
 // TestTailTruncationSurvivesReopen: Raft truncates the log's tail when a new
 // leader overwrites uncommitted entries; the log must stay readable after a
 // restart (raft-wal v0.4.0 alone panics here, hashicorp/raft-wal#31).
@@ -19,10 +39,7 @@ func TestTailTruncationSurvivesReopen(t *testing.T) {
 		}
 		return out
 	}
-	w, err := openWAL(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openTestWAL(t, dir)
 	if err := w.StoreLogs(logs(1, 10, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -32,15 +49,7 @@ func TestTailTruncationSurvivesReopen(t *testing.T) {
 	if err := w.StoreLogs(logs(8, 12, 2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	w, err = openWAL(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w = reopenTestWAL(t, w, dir)
 	for i := uint64(1); i <= 12; i++ {
 		var l raft.Log
 		if err := w.GetLog(i, &l); err != nil {
