@@ -142,7 +142,8 @@ type Node struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
-	reads readBatcher
+	reads     readBatcher
+	proposals *proposals // waiting for their results (answers.go)
 
 	mu        sync.Mutex
 	readyTerm uint64        // term in which this leader committed a barrier
@@ -210,7 +211,8 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	if cfg.OnSnapshot != nil {
 		rfsm = observedFSM{FSM: fsm, on: cfg.OnSnapshot}
 	}
-	r, err := raft.NewRaft(rc, rfsm, newLogCache(logs, logCacheEntries, logCacheBytes), logs, snaps, durableTransport{trans, logs.sync})
+	ps := newProposals()
+	r, err := raft.NewRaft(rc, answeringFSM{FSM: rfsm, proposals: ps}, newLogCache(logs, logCacheEntries, logCacheBytes), logs, snaps, durableTransport{trans, logs.sync})
 	if err != nil {
 		trans.Close()
 		logs.Close()
@@ -218,7 +220,7 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	}
 	logs.leader.Store(r)
 	n := &Node{
-		cfg: cfg, raft: r, fsm: fsm, trans: trans, wal: logs, snaps: snaps, log: cfg.Logger,
+		cfg: cfg, raft: r, fsm: fsm, trans: trans, wal: logs, snaps: snaps, log: cfg.Logger, proposals: ps,
 		obsCh:   make(chan raft.Observation, 64),
 		stop:    make(chan struct{}),
 		readyCh: make(chan struct{}),
@@ -472,16 +474,26 @@ func (n *Node) Bootstrap() error {
 // Propose replicates cmd and returns the FSM's response for it once applied
 // on this node (the leader).
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
+	return n.ProposeAnswered(ctx, cmd, nil)
+}
+
+// ProposeAnswered is Propose that also calls answer with the FSM's result on
+// the FSM goroutine, as soon as the FSM shows it and before Propose returns
+// it, so that the caller's answer can leave without waiting for the
+// caller's goroutine (see answers.go). answer must not block. It is not
+// called when this node's FSM did not apply the command while Propose
+// waited; it may run while Propose returns after giving up (context,
+// shutdown), so the caller answers once, with whichever comes first.
+func (n *Node) ProposeAnswered(ctx context.Context, cmd []byte, answer func(result any)) (any, error) {
+	p := n.proposals.add(answer)
+	defer n.proposals.remove(p)
 	// No enqueue timeout: Raft's timeout is a timer per proposal (3% of the
 	// bytes a put allocates), and its apply queue never stalls — the leader
 	// loop, or a follower's or candidate's answering ErrNotLeader, drains it
 	// — so enqueueing waits only behind a full queue; ctx still ends the
 	// wait for the answer below.
-	f := n.raft.Apply(cmd, 0)
-	if err := n.await(ctx, f); err != nil {
-		return nil, err
-	}
-	return f.Response(), nil
+	f := n.raft.ApplyLog(raft.Log{Data: cmd, Extensions: p.ext[:]}, 0)
+	return n.awaitResult(ctx, f, p.applied)
 }
 
 // await waits for a Raft future, the caller's context or shutdown, whichever
@@ -489,18 +501,32 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 // unanswered; waiting on it alone would hang the caller, and Shutdown with it.
 // Giving up on a proposal leaves its outcome unknown, and says so.
 func (n *Node) await(ctx context.Context, f raft.Future) error {
+	_, err := n.awaitResult(ctx, f, nil)
+	return err
+}
+
+// awaitResult is await that also returns the result received on applied
+// (see answers.go), which comes before the future's answer; with applied
+// nil, or when the future answered first, the result is nil (futures other
+// than ApplyFuture have none) or the ApplyFuture's Response.
+func (n *Node) awaitResult(ctx context.Context, f raft.Future, applied <-chan any) (any, error) {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }() // ends when raft answers; may outlive shutdown
 	select {
+	case res := <-applied:
+		return res, nil
 	case err := <-done:
 		if err != nil {
-			return n.mapErr(err)
+			return nil, n.mapErr(err)
 		}
-		return nil
+		if af, ok := f.(raft.ApplyFuture); ok {
+			return af.Response(), nil
+		}
+		return nil, nil
 	case <-ctx.Done():
-		return api.Errorf(api.CodeUnavailable, "gave up waiting for Raft (%v); the outcome is unknown", ctx.Err())
+		return nil, api.Errorf(api.CodeUnavailable, "gave up waiting for Raft (%v); the outcome is unknown", ctx.Err())
 	case <-n.stop:
-		return api.Errorf(api.CodeUnavailable, "node is shutting down; the outcome is unknown")
+		return nil, api.Errorf(api.CodeUnavailable, "node is shutting down; the outcome is unknown")
 	}
 }
 

@@ -23,7 +23,7 @@ func (n *Node) sweepExpired() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-		if res, err := n.apply(ctx, &kv.Command{NowMs: now, Expire: keys}); err != nil {
+		if res, err := n.apply(ctx, &kv.Command{NowMs: now, Expire: keys}, nil); err != nil {
 			n.log.Debug("expiring keys", "count", len(keys), "err", err)
 		} else if res.Expired > 0 {
 			n.publishExpired(keys, res.Expired)

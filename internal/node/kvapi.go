@@ -88,26 +88,43 @@ func (n *Node) readFence(ctx context.Context, c api.Consistency) error {
 // propose validates a transaction, stamps it with the leader's clock,
 // replicates it and returns its result.
 func (n *Node) propose(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error) {
+	return n.proposeAnswered(ctx, txn, nil)
+}
+
+// proposeAnswered is propose that also hands the result to answer on the
+// state machine's goroutine as soon as it shows (see n.apply).
+func (n *Node) proposeAnswered(ctx context.Context, txn *api.TxnRequest, answer func(*kv.ApplyResult)) (*api.TxnResponse, error) {
 	if err := n.requireInit(); err != nil {
 		return nil, err
 	}
 	if err := kv.ValidateTxn(txn); err != nil {
 		return nil, err
 	}
-	res, err := n.apply(ctx, &kv.Command{NowMs: n.stampMs(), Txn: txn})
+	res, err := n.apply(ctx, &kv.Command{NowMs: n.stampMs(), Txn: txn}, answer)
 	if err != nil {
 		return nil, err
 	}
 	return res.Txn, nil
 }
 
-func (n *Node) apply(ctx context.Context, cmd *kv.Command) (*kv.ApplyResult, error) {
+// apply replicates cmd and returns its result. When answer is set, the state
+// machine's goroutine also hands it the result as soon as it shows, possibly
+// before apply returns, or while apply gives up (consensus.ProposeAnswered).
+func (n *Node) apply(ctx context.Context, cmd *kv.Command, answer func(*kv.ApplyResult)) (*kv.ApplyResult, error) {
 	b, err := kv.EncodeCommand(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encoding command: %w", err)
 	}
+	var onApplied func(any)
+	if answer != nil {
+		onApplied = func(out any) {
+			if res, ok := out.(*kv.ApplyResult); ok && res != nil {
+				answer(res)
+			}
+		}
+	}
 	start := time.Now()
-	out, err := n.raft.Propose(ctx, b)
+	out, err := n.raft.ProposeAnswered(ctx, b, onApplied)
 	if err != nil {
 		return nil, err
 	}
@@ -147,19 +164,17 @@ func (n *Node) kvGet(ctx context.Context, req *api.GetRequest) (*api.GetResponse
 }
 
 func (n *Node) kvPut(ctx context.Context, req *api.PutRequest) (*api.PutResponse, error) {
-	res, err := n.proposeUser(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnPut, Key: req.Key, Value: req.Value, TTLMs: req.TTLMs}}})
-	if err != nil {
-		return nil, err
-	}
-	return &api.PutResponse{Revision: res.Revision}, nil
+	txn := &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnPut, Key: req.Key, Value: req.Value, TTLMs: req.TTLMs}}}
+	return answerUser(ctx, n, txn, func(res *api.TxnResponse) *api.PutResponse {
+		return &api.PutResponse{Revision: res.Revision}
+	})
 }
 
 func (n *Node) kvDelete(ctx context.Context, req *api.DeleteRequest) (*api.DeleteResponse, error) {
-	res, err := n.proposeUser(ctx, &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnDelete, Key: req.Key}}})
-	if err != nil {
-		return nil, err
-	}
-	return &api.DeleteResponse{Existed: res.Results[0].Deleted > 0, Revision: res.Revision}, nil
+	txn := &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnDelete, Key: req.Key}}}
+	return answerUser(ctx, n, txn, func(res *api.TxnResponse) *api.DeleteResponse {
+		return &api.DeleteResponse{Existed: res.Results[0].Deleted > 0, Revision: res.Revision}
+	})
 }
 
 func (n *Node) kvCAS(ctx context.Context, req *api.CASRequest) (*api.CASResponse, error) {
@@ -180,20 +195,19 @@ func (n *Node) kvCAD(ctx context.Context, req *api.CADRequest) (*api.CASResponse
 
 // compareAnd runs op if cmp holds, else reads the key to report it.
 func (n *Node) compareAnd(ctx context.Context, cmp api.Compare, op api.TxnOp) (*api.CASResponse, error) {
-	res, err := n.proposeUser(ctx, &api.TxnRequest{
+	txn := &api.TxnRequest{
 		Compares: []api.Compare{cmp},
 		Success:  []api.TxnOp{op},
 		Failure:  []api.TxnOp{{Kind: api.TxnGet, Key: cmp.Key}},
+	}
+	return answerUser(ctx, n, txn, func(res *api.TxnResponse) *api.CASResponse {
+		out := &api.CASResponse{Succeeded: res.Succeeded, Revision: res.Revision}
+		if !res.Succeeded && len(res.Results) == 1 && len(res.Results[0].KVs) == 1 {
+			kv := res.Results[0].KVs[0]
+			out.Actual = &kv
+		}
+		return out
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := &api.CASResponse{Succeeded: res.Succeeded, Revision: res.Revision}
-	if !res.Succeeded && len(res.Results) == 1 && len(res.Results[0].KVs) == 1 {
-		kv := res.Results[0].KVs[0]
-		out.Actual = &kv
-	}
-	return out, nil
 }
 
 // scanToken is the opaque continuation token: the last key returned.
@@ -279,11 +293,9 @@ func (n *Node) kvBatchWrite(ctx context.Context, req *api.BatchWriteRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	res, err := n.proposeUser(ctx, &api.TxnRequest{Success: ops})
-	if err != nil {
-		return nil, err
-	}
-	return &api.BatchWriteResponse{OperationsApplied: len(ops), Revision: res.Revision}, nil
+	return answerUser(ctx, n, &api.TxnRequest{Success: ops}, func(res *api.TxnResponse) *api.BatchWriteResponse {
+		return &api.BatchWriteResponse{OperationsApplied: len(ops), Revision: res.Revision}
+	})
 }
 
 func (n *Node) kvConditionalBatch(ctx context.Context, req *api.ConditionalBatchRequest) (*api.ConditionalBatchResponse, error) {
@@ -307,23 +319,21 @@ func (n *Node) kvConditionalBatch(ctx context.Context, req *api.ConditionalBatch
 			return nil, api.Errorf(api.CodeInvalidArgument, "conditions[%d]: unknown kind %q", i, c.Kind)
 		}
 	}
-	res, err := n.proposeUser(ctx, &api.TxnRequest{Compares: cmps, Success: ops})
-	if err != nil {
-		return nil, err
-	}
-	out := &api.ConditionalBatchResponse{ConditionsMet: res.Succeeded, FailedConditionIndex: -1, Revision: res.Revision}
-	if res.Succeeded {
-		out.OperationsApplied = len(ops)
-	} else {
-		out.FailedConditionIndex = res.FailedCompare
-		c := req.Conditions[res.FailedCompare]
-		out.FailedConditionReason = fmt.Sprintf("%s failed for key %q", c.Kind, c.Key)
-	}
-	return out, nil
+	return answerUser(ctx, n, &api.TxnRequest{Compares: cmps, Success: ops}, func(res *api.TxnResponse) *api.ConditionalBatchResponse {
+		out := &api.ConditionalBatchResponse{ConditionsMet: res.Succeeded, FailedConditionIndex: -1, Revision: res.Revision}
+		if res.Succeeded {
+			out.OperationsApplied = len(ops)
+		} else {
+			out.FailedConditionIndex = res.FailedCompare
+			c := req.Conditions[res.FailedCompare]
+			out.FailedConditionReason = fmt.Sprintf("%s failed for key %q", c.Kind, c.Key)
+		}
+		return out
+	})
 }
 
 func (n *Node) kvTxn(ctx context.Context, req *api.TxnRequest) (*api.TxnResponse, error) {
-	return n.proposeUser(ctx, req)
+	return answerUser(ctx, n, req, func(res *api.TxnResponse) *api.TxnResponse { return res })
 }
 
 // ReservedPrefixes hold system and service state (coordination records,
@@ -331,9 +341,20 @@ func (n *Node) kvTxn(ctx context.Context, req *api.TxnRequest) (*api.TxnResponse
 // them through their own operations.
 var ReservedPrefixes = [][]byte{[]byte("__"), []byte("_system:")}
 
-// proposeUser is propose for the plain KV API: it refuses writes to
-// reserved keys.
-func (n *Node) proposeUser(ctx context.Context, txn *api.TxnRequest) (*api.TxnResponse, error) {
+// readsRanges reports whether txn has a range read.
+func readsRanges(txn *api.TxnRequest) bool {
+	for _, ops := range [][]api.TxnOp{txn.Success, txn.Failure} {
+		for _, op := range ops {
+			if op.Kind == api.TxnRange {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkUserTxn refuses a plain key/value write into a reserved prefix.
+func checkUserTxn(txn *api.TxnRequest) error {
 	for _, ops := range [][]api.TxnOp{txn.Success, txn.Failure} {
 		for _, op := range ops {
 			if op.Kind == api.TxnGet || op.Kind == api.TxnRange {
@@ -341,10 +362,37 @@ func (n *Node) proposeUser(ctx context.Context, txn *api.TxnRequest) (*api.TxnRe
 			}
 			for _, p := range ReservedPrefixes {
 				if bytes.HasPrefix(op.Key, p) || (op.Kind == api.TxnDeleteRange && bytes.HasPrefix(p, op.Key)) {
-					return nil, api.Errorf(api.CodeInvalidArgument, "key %q is in the reserved prefix %q (system and service state); use the service's own commands", op.Key, p)
+					return api.Errorf(api.CodeInvalidArgument, "key %q is in the reserved prefix %q (system and service state); use the service's own commands", op.Key, p)
 				}
 			}
 		}
 	}
-	return n.propose(ctx, txn)
+	return nil
+}
+
+// answerUser proposes a client's transaction and shapes its result into the
+// call's answer. Served over QUIC, the call is answered from the state
+// machine's goroutine as soon as the result shows (rpc.EarlyAnswer), before
+// this goroutine wakes; the answers of one applied batch then leave
+// together. A transaction reading ranges is answered from here: its answer
+// can be large, and encoding it would hold up the state machine.
+func answerUser[R any](ctx context.Context, n *Node, txn *api.TxnRequest, shape func(*api.TxnResponse) *R) (*R, error) {
+	if err := checkUserTxn(txn); err != nil {
+		return nil, err
+	}
+	var answer func(*kv.ApplyResult)
+	if early, ok := rpc.EarlyAnswer(ctx); ok && !readsRanges(txn) {
+		answer = func(res *kv.ApplyResult) {
+			if res.Err != nil {
+				early.Send(nil, res.Err)
+				return
+			}
+			early.Send(shape(res.Txn), nil)
+		}
+	}
+	res, err := n.proposeAnswered(ctx, txn, answer)
+	if err != nil {
+		return nil, err
+	}
+	return shape(res), nil
 }

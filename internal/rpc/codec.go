@@ -79,18 +79,29 @@ func MarshalBuffer(v any) (*bytes.Buffer, error) {
 func WriteFrame(w io.Writer, v any) error {
 	buf := takeBuffer()
 	defer ReleaseBuffer(buf)
+	if err := appendFrame(buf, v); err != nil {
+		return err
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("writing frame: %w", err)
+	}
+	return nil
+}
+
+// appendFrame appends v to buf as WriteFrame writes it.
+func appendFrame(buf *bytes.Buffer, v any) error {
+	start := buf.Len()
 	buf.Write([]byte{0, 0, 0, 0}) // the length, set below
 	if err := encMode.MarshalToBuffer(v, buf); err != nil {
+		buf.Truncate(start)
 		return fmt.Errorf("encoding frame: %w", err)
 	}
-	b := buf.Bytes()
+	b := buf.Bytes()[start:]
 	if len(b)-4 > MaxFrameSize {
+		buf.Truncate(start)
 		return ErrFrameTooLarge
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("writing frame: %w", err)
-	}
 	return nil
 }
 

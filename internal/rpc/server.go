@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -99,6 +100,8 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authe
 	defer context.AfterFunc(ctx, func() { st.CancelRead(0) })()
 	// one timer per stream, moved for each wait and call (a context or a
 	// read deadline per call would allocate a timer per call)
+	ans := newCallAnswer(s, st)
+	ctx = context.WithValue(ctx, answerKey{}, ans)
 	expire := time.AfterFunc(cmp.Or(s.ReadTimeout, 10*time.Second), func() { cancel(errTimedOut) })
 	defer expire.Stop()
 	callTimeout := s.callTimeout()
@@ -120,7 +123,7 @@ func (s *Server) serveStream(ctx context.Context, st *quic.Stream, callers authe
 			s.endWith(st, "", start, nil, asAPIError(err, api.CodeInvalidArgument))
 			return
 		}
-		if !s.serveCall(ctx, st, &req, callers, start) {
+		if !s.serveCall(ctx, st, &req, callers, ans, start) {
 			return
 		}
 		if ctx.Err() != nil {
@@ -138,8 +141,9 @@ func (s *Server) callTimeout() time.Duration { return cmp.Or(s.CallTimeout, 60*t
 var errTimedOut = fmt.Errorf("rpc: timed out: %w", context.DeadlineExceeded)
 
 // serveCall answers one request read from st and reports whether st may
-// carry another call.
-func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, callers authenticator, start time.Time) bool {
+// carry another call. A unary handler may answer early through ans (see
+// EarlyAnswer); its return is then dropped.
+func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, callers authenticator, ans *callAnswer, start time.Time) bool {
 	fromNode := callers.node(req.Auth)
 	if !fromNode && !callers.client(req.Auth) {
 		return s.reply(st, req.Op, start, nil, api.Errorf(api.CodeUnauthorized, "missing or invalid cluster credential: use a ticket of this cluster"))
@@ -159,7 +163,11 @@ func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, c
 		s.serveStreaming(ctx, st, req, e, reqv, start)
 		return false
 	}
+	ans.begin(req.Op, start)
 	resp, err := e.call(ctx, reqv)
+	if !ans.claim() {
+		return ans.finish()
+	}
 	if err != nil && errors.Is(context.Cause(ctx), errTimedOut) {
 		err = api.Errorf(api.CodeUnavailable, "%s: cut at the server's call timeout (%s, %v): %v",
 			req.Op, s.callTimeout(), context.DeadlineExceeded, err)
@@ -234,8 +242,28 @@ func (s *Server) endWith(st *quic.Stream, op string, start time.Time, resp any, 
 }
 
 // reply answers the call on st with resp or err and reports whether the
-// answer was written (else st is reset).
+// answer was written (else st is reset, as write does).
 func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, err error) bool {
+	buf := takeBuffer()
+	defer ReleaseBuffer(buf)
+	code, ferr := s.appendAnswer(buf, op, resp, err)
+	if ferr != nil {
+		s.logger().Debug("rpc: encoding response", "op", op, "err", ferr)
+		st.CancelWrite(1)
+		return false
+	}
+	s.observe(op, code, start)
+	if _, err := st.Write(buf.Bytes()); err != nil {
+		s.logger().Debug("rpc: writing response", "op", op, "err", err)
+		st.CancelWrite(1)
+		return false
+	}
+	return true
+}
+
+// appendAnswer appends to buf the frame answering a call of op with resp or
+// err, and returns the answer's code.
+func (s *Server) appendAnswer(buf *bytes.Buffer, op string, resp any, err error) (api.Code, error) {
 	out := &Response{}
 	if err != nil {
 		out.Error = asAPIError(err, api.CodeInternal)
@@ -256,8 +284,7 @@ func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, er
 			out.Body = body.Bytes()
 		}
 	}
-	s.observe(op, codeOfResponse(out), start)
-	return s.write(st, op, out)
+	return codeOfResponse(out), appendFrame(buf, out)
 }
 
 // write sends an answer and reports whether it was written; on failure it

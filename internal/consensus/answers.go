@@ -1,0 +1,115 @@
+package consensus
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// Proposals are answered from the FSM goroutine.
+//
+// Raft answers a proposal's future after the FSM applied the whole batch it
+// was in, and a caller waiting on the future with a context needs a goroutine
+// of its own to watch it: the result reached the caller two goroutine
+// hand-overs after the FSM had it. Instead each proposal carries an ID in its
+// log entry's Extensions, and the FSM goroutine, right after the FSM applied
+// a batch and shows its results (see FSM.SetApplyGate), hands each of this
+// node's proposals its result: the caller wakes once, and can have its
+// answer written on the spot (ProposeAnswered). The future still reports
+// failures (not leader, leadership lost, shutdown).
+//
+// An ID is this process's random tag and a sequence number: entries proposed
+// by other nodes, or by this node before a restart, never match a waiting
+// proposal.
+
+// proposal is a proposal waiting for its result.
+type proposal struct {
+	ext     [proposalIDLen]byte
+	answer  func(result any) // optional; runs on the FSM goroutine
+	applied chan any         // receives the FSM's result
+}
+
+const proposalIDLen = 16
+
+// proposals are this node's proposals waiting for their results.
+type proposals struct {
+	tag  uint64
+	next atomic.Uint64
+	mu   sync.Mutex
+	wait map[uint64]*proposal // by sequence number
+}
+
+func newProposals() *proposals {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return &proposals{tag: binary.BigEndian.Uint64(b[:]), wait: make(map[uint64]*proposal)}
+}
+
+// add registers a proposal; its ext is the ID to put in the log entry.
+func (ps *proposals) add(answer func(any)) *proposal {
+	p := &proposal{answer: answer, applied: make(chan any, 1)}
+	seq := ps.next.Add(1)
+	binary.BigEndian.PutUint64(p.ext[:8], ps.tag)
+	binary.BigEndian.PutUint64(p.ext[8:], seq)
+	ps.mu.Lock()
+	ps.wait[seq] = p
+	ps.mu.Unlock()
+	return p
+}
+
+// remove forgets a proposal its caller no longer waits for.
+func (ps *proposals) remove(p *proposal) {
+	ps.mu.Lock()
+	delete(ps.wait, binary.BigEndian.Uint64(p.ext[8:]))
+	ps.mu.Unlock()
+}
+
+// take removes and returns the proposal whose ID is ext, if it waits.
+func (ps *proposals) take(ext []byte) *proposal {
+	if len(ext) != proposalIDLen || binary.BigEndian.Uint64(ext) != ps.tag {
+		return nil
+	}
+	seq := binary.BigEndian.Uint64(ext[8:])
+	ps.mu.Lock()
+	p := ps.wait[seq]
+	delete(ps.wait, seq)
+	ps.mu.Unlock()
+	return p
+}
+
+// answeringFSM hands this node's proposals their results as soon as the FSM
+// returns them.
+type answeringFSM struct {
+	FSM
+	proposals *proposals
+}
+
+func (f answeringFSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies logs, then writes every early answer of the batch back
+// to back (they leave together), and only then wakes the callers.
+func (f answeringFSM) ApplyBatch(logs []*raft.Log) []any {
+	results := f.FSM.ApplyBatch(logs)
+	var mine []*proposal
+	var at []int
+	for i, l := range logs {
+		if len(l.Extensions) == 0 {
+			continue
+		}
+		if p := f.proposals.take(l.Extensions); p != nil {
+			mine, at = append(mine, p), append(at, i)
+			if p.answer != nil {
+				p.answer(results[i])
+			}
+		}
+	}
+	for j, p := range mine {
+		p.applied <- results[at[j]]
+	}
+	return results
+}

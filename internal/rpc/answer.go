@@ -1,0 +1,162 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Early answers.
+//
+// A unary handler answers by returning, but some answers are known earlier
+// on another goroutine: a write's result is known on the state machine's
+// goroutine the moment it is applied, and reached the handler only after two
+// more goroutine hand-overs. Answering where the result is known saves them,
+// and the answers of one applied batch, written back to back, leave in one
+// packet (1-node put at 16 clients on loopback: 1.35 UDP datagrams per put
+// instead of 2.28; at 256 clients +16% throughput).
+//
+// A handler takes its call's Answer with EarlyAnswer and hands it to the
+// goroutine that will know the result; whichever of Send and the handler's
+// return comes first answers the call, the other is dropped. Send never
+// waits on a slow caller: what it cannot write at once, the handler's
+// goroutine writes when the handler returns.
+
+// Answer answers one unary call, once, from any goroutine. The zero Answer
+// answers nothing.
+type Answer struct {
+	c    *callAnswer
+	call uint64 // which call of the stream
+}
+
+// EarlyAnswer returns the Answer of the unary call served with ctx; ok is
+// false when the call cannot be answered early (a streaming call, or a call
+// not served from a QUIC stream, like the HTTP gateway's).
+func EarlyAnswer(ctx context.Context) (a Answer, ok bool) {
+	c, _ := ctx.Value(answerKey{}).(*callAnswer)
+	if c == nil {
+		return Answer{}, false
+	}
+	state := c.state.Load()
+	if state&answered != 0 {
+		return Answer{}, false
+	}
+	return Answer{c: c, call: state}, true
+}
+
+// Send answers the call with resp, or err as an API error, unless it was
+// answered already, and reports whether it answered. It does not block on
+// the caller: an answer the stream cannot take at once (flow control, or
+// larger than earlyWriteMax) is finished by the handler's goroutine after
+// the handler returns.
+func (a Answer) Send(resp any, err error) bool {
+	c := a.c
+	if c == nil || !c.state.CompareAndSwap(a.call, a.call|answered) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	buf := takeBuffer()
+	defer ReleaseBuffer(buf)
+	code, ferr := c.s.appendAnswer(buf, c.op, resp, err)
+	if ferr != nil {
+		c.s.logger().Debug("rpc: encoding response", "op", c.op, "err", ferr)
+		c.failed = true
+		c.st.CancelWrite(1)
+		return true
+	}
+	c.s.observe(c.op, code, c.start)
+	frame := buf.Bytes()
+	if len(frame) > earlyWriteMax {
+		c.rest = bytes.Clone(frame)
+		return true
+	}
+	_ = c.st.SetWriteDeadline(time.Now().Add(earlyWriteWait))
+	n, werr := c.st.Write(frame)
+	_ = c.st.SetWriteDeadline(time.Time{})
+	switch {
+	case werr == nil:
+	case errors.Is(werr, os.ErrDeadlineExceeded):
+		c.rest = bytes.Clone(frame[n:])
+	default:
+		c.failed = true
+		c.st.CancelWrite(1)
+	}
+	return true
+}
+
+const (
+	// answered is the bit of callAnswer.state set once a call is answered.
+	answered = 1
+	// earlyWriteMax is the largest answer Send writes itself: a QUIC
+	// stream takes a frame up to a packet's size without waiting for the
+	// packet to be sent; a larger write waits for the peer.
+	earlyWriteMax = 1024
+	// earlyWriteWait bounds how long Send waits for a stream that cannot
+	// take its answer at once (the peer's flow-control window is full).
+	earlyWriteWait = 50 * time.Microsecond
+)
+
+type answerKey struct{}
+
+// callAnswer is the answer of one stream's unary calls, one call at a time.
+type callAnswer struct {
+	s  *Server
+	st *quic.Stream
+	// state is the number of the call being served, times 2, plus answered
+	// once it is answered: an Answer of an earlier call cannot answer a
+	// later one.
+	state atomic.Uint64
+
+	mu     sync.Mutex // held while an answer is written
+	op     string
+	start  time.Time
+	rest   []byte // the part of an early answer Send left to the handler's goroutine
+	failed bool   // an early answer could not be written: the stream was reset
+}
+
+// newCallAnswer returns the answer state of a new stream, between calls.
+func newCallAnswer(s *Server, st *quic.Stream) *callAnswer {
+	c := &callAnswer{s: s, st: st}
+	c.state.Store(answered)
+	return c
+}
+
+// begin starts serving the stream's next call.
+func (c *callAnswer) begin(op string, start time.Time) {
+	c.mu.Lock()
+	c.op, c.start, c.rest, c.failed = op, start, nil, false
+	c.mu.Unlock()
+	c.state.Store(c.state.Load()&^answered + 2)
+}
+
+// claim reports whether the handler's goroutine answers the call: false if
+// an early answer took it.
+func (c *callAnswer) claim() bool {
+	call := c.state.Load() &^ answered
+	return c.state.CompareAndSwap(call, call|answered)
+}
+
+// finish completes an early answer after the handler returned: it writes
+// what Send left and reports whether the stream may carry another call.
+func (c *callAnswer) finish() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed {
+		return false
+	}
+	if len(c.rest) > 0 {
+		if _, err := c.st.Write(c.rest); err != nil {
+			c.s.logger().Debug("rpc: writing response", "op", c.op, "err", err)
+			c.st.CancelWrite(1)
+			return false
+		}
+	}
+	return true
+}

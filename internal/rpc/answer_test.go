@@ -1,0 +1,138 @@
+package rpc_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/aspen-dev/aspen/api"
+	"github.com/aspen-dev/aspen/internal/rpc"
+)
+
+// An early answer, sent from another goroutine while the handler still
+// runs, is the call's answer; the handler's own return is dropped, and the
+// stream carries the next call.
+func TestEarlyAnswer(t *testing.T) {
+	cred := newCredential(t)
+	reg := rpc.NewRegistry()
+	answers := make(chan rpc.Answer, 1)
+	release := make(chan struct{})
+	rpc.Handle(reg, "early", func(ctx context.Context, req *echoReq) (*echoResp, error) {
+		a, ok := rpc.EarlyAnswer(ctx)
+		if !ok {
+			return nil, api.Errorf(api.CodeInternal, "no early answer on a QUIC stream")
+		}
+		answers <- a
+		select { // the answer is on its way before the handler returns
+		case <-release:
+		case <-ctx.Done(): // a failed test ended the connection
+		}
+		return &echoResp{Text: "from the handler"}, nil
+	})
+	rpc.Handle(reg, "echo", echo)
+	addr := serve(t, &rpc.Server{Registry: reg, Credential: cred})
+	c := dial(t, addr)
+
+	type result struct {
+		resp *rpc.Response
+		err  error
+	}
+	call := func(op string, text string) <-chan result {
+		out := make(chan result, 1)
+		go func() {
+			resp, err := rpc.Call(testCtx(t), c, request(t, c, cred, op, &echoReq{Text: text}))
+			out <- result{resp, err}
+		}()
+		return out
+	}
+
+	t.Run("answer before the handler returns", func(t *testing.T) {
+		done := call("early", "x")
+		a := recv(t, answers, "the handler's Answer")
+		if !a.Send(&echoResp{Text: "early"}, nil) {
+			t.Fatal("Send = false for an unanswered call")
+		}
+		if a.Send(&echoResp{Text: "again"}, nil) {
+			t.Fatal("a second Send answered the call again")
+		}
+		r := recv(t, done, "the early answer")
+		if r.err != nil {
+			t.Fatalf("Call: %v", r.err)
+		}
+		if got := decodeEcho(t, r.resp); got != "early" {
+			t.Fatalf("answer = %q, want the early one", got)
+		}
+		release <- struct{}{}
+		// the handler's return was dropped: the next call on the kept
+		// stream reads its own answer, not the handler's leftover
+		if got := decodeEcho(t, mustCall(t, c, request(t, c, cred, "echo", &echoReq{Text: "next"}))); got != "next" {
+			t.Fatalf("next call = %q, want next", got)
+		}
+	})
+
+	t.Run("an error answers early too", func(t *testing.T) {
+		done := call("early", "x")
+		a := recv(t, answers, "the handler's Answer")
+		a.Send(nil, api.Errorf(api.CodeConflict, "compare failed"))
+		r := recv(t, done, "the early answer")
+		if r.err != nil {
+			t.Fatalf("Call: %v", r.err)
+		}
+		wantError(t, r.resp, api.CodeConflict, "compare failed")
+		release <- struct{}{}
+	})
+
+	t.Run("an answer larger than a packet is finished by the handler", func(t *testing.T) {
+		done := call("early", "x")
+		a := recv(t, answers, "the handler's Answer")
+		big := strings.Repeat("b", 64<<10)
+		if !a.Send(&echoResp{Text: big}, nil) {
+			t.Fatal("Send = false for an unanswered call")
+		}
+		release <- struct{}{}
+		r := recv(t, done, "the answer")
+		if r.err != nil {
+			t.Fatalf("Call: %v", r.err)
+		}
+		if got := decodeEcho(t, r.resp); got != big {
+			t.Fatalf("answer of %d bytes, want the early one of %d", len(got), len(big))
+		}
+	})
+
+	t.Run("the handler's return answers when no early answer came", func(t *testing.T) {
+		done := call("early", "x")
+		a := recv(t, answers, "the handler's Answer")
+		release <- struct{}{}
+		r := recv(t, done, "the answer")
+		if r.err != nil {
+			t.Fatalf("Call: %v", r.err)
+		}
+		if got := decodeEcho(t, r.resp); got != "from the handler" {
+			t.Fatalf("answer = %q, want the handler's", got)
+		}
+		// a late Send, as from a state machine that applied the write after
+		// the handler gave up, answers nothing: not this call, not the next
+		if a.Send(&echoResp{Text: "late"}, nil) {
+			t.Fatal("a late Send answered")
+		}
+		next := call("early", "y")
+		b := recv(t, answers, "the next call's Answer")
+		if a.Send(&echoResp{Text: "stale"}, nil) {
+			t.Fatal("the Answer of an earlier call answered the next one")
+		}
+		b.Send(&echoResp{Text: "own"}, nil)
+		if r := recv(t, next, "the next answer"); r.err != nil || decodeEcho(t, r.resp) != "own" {
+			t.Fatalf("next call = %+v, %v; want its own early answer", r.resp, r.err)
+		}
+		release <- struct{}{}
+	})
+}
+
+func TestEarlyAnswerOutsideAStream(t *testing.T) {
+	if _, ok := rpc.EarlyAnswer(context.Background()); ok {
+		t.Fatal("EarlyAnswer ok for a call not served on a stream")
+	}
+	if (rpc.Answer{}).Send(&echoResp{}, nil) {
+		t.Fatal("the zero Answer answered")
+	}
+}
