@@ -9,6 +9,7 @@
 package consensus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -171,7 +172,7 @@ func Open(cfg Config, fsm FSM, stream raft.StreamLayer) (*Node, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "wal"), 0o700); err != nil {
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
-	logs, err := openWAL(filepath.Join(cfg.Dir, "wal"), cfg.WALSegmentSize)
+	logs, err := openWAL(filepath.Join(cfg.Dir, "wal"), cfg.WALSegmentSize, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("consensus: opening raft log: %w", err)
 	}
@@ -246,14 +247,14 @@ type walStore struct {
 	mu     sync.Mutex                // orders appends and deletes with the durable index they set
 }
 
-func openWAL(dir string, segmentSize int) (*walStore, error) {
+func openWAL(dir string, segmentSize int, logger *slog.Logger) (*walStore, error) {
 	meta := &metadb.BoltMetaDB{}
 	if segmentSize <= 0 {
 		segmentSize = wal.DefaultSegmentSize
 	}
 	// nothing is deferred until the log is open and its durable index known
 	s := newSyncer(0)
-	files := sealFixFiler{segment.NewFiler(dir, syncedFS{fs.New(), s})}
+	files := sealFixFiler{segment.NewFiler(dir, syncedFS{FS: fs.New(), s: s, log: cmp.Or(logger, slog.Default())})}
 	w, err := wal.Open(dir, wal.WithMetaStore(syncedMeta{meta, s}), wal.WithSegmentSize(segmentSize), wal.WithSegmentFiler(files))
 	if err != nil {
 		s.close()
@@ -379,7 +380,7 @@ func HasState(dir string) (bool, error) {
 		snaps, err := os.ReadDir(filepath.Join(dir, "snapshots"))
 		return err == nil && len(snaps) > 0, nil
 	}
-	logs, err := openWAL(filepath.Join(dir, "wal"), 0)
+	logs, err := openWAL(filepath.Join(dir, "wal"), 0, nil)
 	if err != nil {
 		return false, fmt.Errorf("opening raft log: %w", err)
 	}

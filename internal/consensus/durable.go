@@ -2,7 +2,10 @@ package consensus
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -171,10 +174,12 @@ func (s *syncer) close() {
 
 // syncedFS is raft-wal's file system whose segment files' Sync defers to the
 // syncer while the leader appends, and otherwise runs after every deferred
-// fsync.
+// fsync. Its segment files are filled with zeros ahead of the log
+// (zerofill.go).
 type syncedFS struct {
 	*fs.FS
-	s *syncer
+	s   *syncer
+	log *slog.Logger
 }
 
 func (v syncedFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
@@ -182,7 +187,7 @@ func (v syncedFS) Create(dir, name string, size uint64) (types.WritableFile, err
 	if err != nil {
 		return nil, err
 	}
-	return syncedFile{f, v.s}, nil
+	return syncedFile{fillWithZeros(f, int64(size), v.log), v.s}, nil
 }
 
 // OpenWriter opens the tail segment at start. Writes a crashed process left
@@ -197,7 +202,12 @@ func (v syncedFS) OpenWriter(dir, name string) (types.WritableFile, error) {
 		f.Close()
 		return nil, err
 	}
-	return syncedFile{f, v.s}, nil
+	st, err := os.Stat(filepath.Join(dir, name))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return syncedFile{fillWithZeros(f, st.Size(), v.log), v.s}, nil
 }
 
 func (v syncedFS) Delete(dir, name string) error {

@@ -121,7 +121,7 @@ func TestLogCacheMonotonic(t *testing.T) {
 	if newLogCache(raft.NewInmemStore(), 1, 1).IsMonotonic() {
 		t.Error("an in-memory store is not monotonic")
 	}
-	w, err := openWAL(t.TempDir(), 0)
+	w, err := openWAL(t.TempDir(), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 // openTestWAL opens the log in dir, closed when the test ends.
 func openTestWAL(t *testing.T, dir string) *walStore {
 	t.Helper()
-	w, err := openWAL(dir, 0)
+	w, err := openWAL(dir, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func BenchmarkWALStoreLogs(b *testing.B) { benchmarkStoreLogs(b, false) }
 func BenchmarkWALStoreLogsLeader(b *testing.B) { benchmarkStoreLogs(b, true) }
 
 func benchmarkStoreLogs(b *testing.B, deferSync bool) {
-	w, err := openWAL(b.TempDir(), 0)
+	w, err := openWAL(b.TempDir(), 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
