@@ -57,11 +57,16 @@ func EarlyAnswer(ctx context.Context) (a Answer, ok bool) {
 // the handler returns.
 func (a Answer) Send(resp any, err error) bool {
 	c := a.c
-	if c == nil || !c.state.CompareAndSwap(a.call, a.call|answered) {
+	if c == nil {
 		return false
 	}
+	// mu is taken before the call is: a handler that finds its call taken
+	// (finish) then waits for the whole write
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.state.CompareAndSwap(a.call, a.call|answered) {
+		return false
+	}
 	buf := takeBuffer()
 	defer ReleaseBuffer(buf)
 	code, ferr := c.s.appendAnswer(buf, c.op, resp, err)
