@@ -1,7 +1,9 @@
 package rpc_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -134,5 +136,44 @@ func TestEarlyAnswerOutsideAStream(t *testing.T) {
 	}
 	if (rpc.Answer{}).Send(&echoResp{}, nil) {
 		t.Fatal("the zero Answer answered")
+	}
+}
+
+// Early answers to a caller that does not read them fill the stream's
+// flow-control window: Send then leaves the rest of an answer to the
+// handler's goroutine instead of waiting, and every answer still arrives
+// whole and in order once the caller reads.
+func TestEarlyAnswersToACallerThatDoesNotRead(t *testing.T) {
+	cred := newCredential(t)
+	reg := rpc.NewRegistry()
+	pad := strings.Repeat("p", 1000) // an answer just under a packet, so Send writes it itself
+	rpc.Handle(reg, "early_now", func(ctx context.Context, req *echoReq) (*echoResp, error) {
+		a, ok := rpc.EarlyAnswer(ctx)
+		if !ok {
+			return nil, api.Errorf(api.CodeInternal, "no early answer")
+		}
+		a.Send(&echoResp{Text: req.Text + pad}, nil)
+		return &echoResp{Text: "dropped"}, nil
+	})
+	addr := serve(t, &rpc.Server{Registry: reg, Credential: cred})
+	c := dial(t, addr)
+
+	// 1200 answers of ~1 KB are more than the stream's 512 KiB window
+	const calls = 1200
+	var reqs bytes.Buffer
+	for i := range calls {
+		if err := rpc.WriteFrame(&reqs, request(t, c, cred, "early_now", &echoReq{Text: fmt.Sprint(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := rawStream(t, c, reqs.Bytes())
+	for i := range calls {
+		var resp rpc.Response
+		if err := rpc.ReadFrame(st, &resp); err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if got, want := decodeEcho(t, &resp), fmt.Sprint(i)+pad; got != want {
+			t.Fatalf("answer %d = %.20q..., want %.20q...", i, got, want)
+		}
 	}
 }
