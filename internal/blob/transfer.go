@@ -254,13 +254,15 @@ func (s *Server) get(ctx context.Context, st *quic.Stream, req *TransferRequest,
 	if err := r.WriteSlice(out, off, n); err != nil {
 		// the caller sees a truncated stream and fails verification
 		s.logger().Warn("blob: sending failed", "hash", h.String(), "err", err)
-		st.CancelWrite(1)
 		if errors.Is(err, ErrCorrupt) && s.Corrupt != nil {
+			// replaced before the caller learns of the failure, so that its
+			// retry finds a good copy rather than the corrupt one again
 			r.Close()
 			if err := s.Corrupt(ctx, h); err != nil {
 				s.logger().Warn("blob: replacing corrupt copy failed", "hash", h.String(), "err", err)
 			}
 		}
+		st.CancelWrite(1)
 		return
 	}
 	if !peer && s.Served != nil {
