@@ -69,14 +69,10 @@ func (a Answer) Send(resp any, err error) bool {
 	}
 	buf := takeBuffer()
 	defer ReleaseBuffer(buf)
-	code, ferr := c.s.appendAnswer(buf, c.op, resp, err)
-	if ferr != nil {
-		c.s.logger().Debug("rpc: encoding response", "op", c.op, "err", ferr)
+	if !c.s.frameAnswer(buf, c.st, c.op, c.start, resp, err) {
 		c.failed = true
-		c.st.CancelWrite(1)
 		return true
 	}
-	c.s.observe(c.op, code, c.start)
 	frame := buf.Bytes()
 	if len(frame) > earlyWriteMax {
 		c.rest = bytes.Clone(frame)
@@ -90,8 +86,8 @@ func (a Answer) Send(resp any, err error) bool {
 	case errors.Is(werr, os.ErrDeadlineExceeded):
 		c.rest = bytes.Clone(frame[n:])
 	default:
+		c.s.failWrite(c.st, c.op, werr)
 		c.failed = true
-		c.st.CancelWrite(1)
 	}
 	return true
 }
@@ -158,8 +154,7 @@ func (c *callAnswer) finish() bool {
 	}
 	if len(c.rest) > 0 {
 		if _, err := c.st.Write(c.rest); err != nil {
-			c.s.logger().Debug("rpc: writing response", "op", c.op, "err", err)
-			c.st.CancelWrite(1)
+			c.s.failWrite(c.st, c.op, err)
 			return false
 		}
 	}

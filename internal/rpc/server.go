@@ -246,24 +246,20 @@ func (s *Server) endWith(st *quic.Stream, op string, start time.Time, resp any, 
 func (s *Server) reply(st *quic.Stream, op string, start time.Time, resp any, err error) bool {
 	buf := takeBuffer()
 	defer ReleaseBuffer(buf)
-	code, ferr := s.appendAnswer(buf, op, resp, err)
-	if ferr != nil {
-		s.logger().Debug("rpc: encoding response", "op", op, "err", ferr)
-		st.CancelWrite(1)
+	if !s.frameAnswer(buf, st, op, start, resp, err) {
 		return false
 	}
-	s.observe(op, code, start)
 	if _, err := st.Write(buf.Bytes()); err != nil {
-		s.logger().Debug("rpc: writing response", "op", op, "err", err)
-		st.CancelWrite(1)
+		s.failWrite(st, op, err)
 		return false
 	}
 	return true
 }
 
-// appendAnswer appends to buf the frame answering a call of op with resp or
-// err, and returns the answer's code.
-func (s *Server) appendAnswer(buf *bytes.Buffer, op string, resp any, err error) (api.Code, error) {
+// frameAnswer appends to buf the frame answering a call of op with resp or
+// err and records the call's outcome. An answer that cannot be encoded
+// resets st and yields false.
+func (s *Server) frameAnswer(buf *bytes.Buffer, st *quic.Stream, op string, start time.Time, resp any, err error) bool {
 	out := &Response{}
 	if err != nil {
 		out.Error = asAPIError(err, api.CodeInternal)
@@ -284,7 +280,13 @@ func (s *Server) appendAnswer(buf *bytes.Buffer, op string, resp any, err error)
 			out.Body = body.Bytes()
 		}
 	}
-	return codeOfResponse(out), appendFrame(buf, out)
+	if ferr := appendFrame(buf, out); ferr != nil {
+		s.logger().Debug("rpc: encoding response", "op", op, "err", ferr)
+		st.CancelWrite(1)
+		return false
+	}
+	s.observe(op, codeOfResponse(out), start)
+	return true
 }
 
 // write sends an answer and reports whether it was written; on failure it
@@ -292,11 +294,16 @@ func (s *Server) appendAnswer(buf *bytes.Buffer, op string, resp any, err error)
 // that was never read.
 func (s *Server) write(st *quic.Stream, op string, out *Response) bool {
 	if err := WriteFrame(st, out); err != nil {
-		s.logger().Debug("rpc: writing response", "op", op, "err", err)
-		st.CancelWrite(1)
+		s.failWrite(st, op, err)
 		return false
 	}
 	return true
+}
+
+// failWrite ends an answer whose write failed: st is reset.
+func (s *Server) failWrite(st *quic.Stream, op string, err error) {
+	s.logger().Debug("rpc: writing response", "op", op, "err", err)
+	st.CancelWrite(1)
 }
 
 func (s *Server) observe(op string, code api.Code, start time.Time) {
