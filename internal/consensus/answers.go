@@ -95,21 +95,24 @@ func (f answeringFSM) Apply(l *raft.Log) any {
 // to back (they leave together), and only then wakes the callers.
 func (f answeringFSM) ApplyBatch(logs []*raft.Log) []any {
 	results := f.FSM.ApplyBatch(logs)
-	var mine []*proposal
-	var at []int
+	type handed struct {
+		p   *proposal
+		res any
+	}
+	var mine []handed
 	for i, l := range logs {
 		if len(l.Extensions) == 0 {
 			continue
 		}
 		if p := f.proposals.take(l.Extensions); p != nil {
-			mine, at = append(mine, p), append(at, i)
+			mine = append(mine, handed{p, results[i]})
 			if p.answer != nil {
 				p.answer(results[i])
 			}
 		}
 	}
-	for j, p := range mine {
-		p.applied <- results[at[j]]
+	for _, h := range mine {
+		h.p.applied <- h.res
 	}
 	return results
 }
