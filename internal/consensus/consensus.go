@@ -487,14 +487,19 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 // shutdown), so the caller answers once, with whichever comes first.
 func (n *Node) ProposeAnswered(ctx context.Context, cmd []byte, answer func(result any)) (any, error) {
 	p := n.proposals.add(answer)
-	defer n.proposals.remove(p)
 	// No enqueue timeout: Raft's timeout is a timer per proposal (3% of the
 	// bytes a put allocates), and its apply queue never stalls — the leader
 	// loop, or a follower's or candidate's answering ErrNotLeader, drains it
 	// — so enqueueing waits only behind a full queue; ctx still ends the
 	// wait for the answer below.
 	f := n.raft.ApplyLog(raft.Log{Data: cmd, Extensions: p.ext[:]}, 0)
-	return n.awaitResult(ctx, f, p.applied)
+	res, err := n.awaitResult(ctx, f, p.applied)
+	if err != nil {
+		// not applied here, or no longer awaited: forget it (an applied
+		// proposal was taken by the FSM before Raft answered its future)
+		n.proposals.remove(p)
+	}
+	return res, err
 }
 
 // await waits for a Raft future, the caller's context or shutdown, whichever
