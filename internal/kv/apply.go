@@ -83,6 +83,9 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 			a.kv, a.ttl, a.hist = tx.Bucket(bucketKV), tx.Bucket(bucketTTL), history{
 				b: tx.Bucket(bucketEvents), meta: tx.Bucket(bucketMeta), retention: s.retention,
 			}
+			// events are appended in key order: full pages, not the half
+			// pages bbolt leaves for random inserts
+			a.hist.b.FillPercent = 1.0
 			a.kvRead = a.kv.Cursor()
 			for i, l := range logs {
 				if l.Index <= last {

@@ -56,3 +56,35 @@ func BenchmarkApplyBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyBatchOf100Keys applies batches of 16 commands that each put
+// 100 keys (100-byte values) of a 10000-key space, like 16 clients writing
+// batches; it reports the cost per key.
+func BenchmarkApplyBatchOf100Keys(b *testing.B) {
+	const commands, keys, space = 16, 100, 10000
+	s := openStore(b)
+	value := bytes.Repeat([]byte("v"), 100)
+	index := uint64(0)
+	logs := make([]*raft.Log, commands)
+	b.SetBytes(commands * keys * 100)
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		for i := range logs {
+			index++
+			ops := make([]api.TxnOp, keys)
+			for j := range ops {
+				n = (n + 7919) % space
+				ops[j] = api.TxnOp{Kind: api.TxnPut, Key: fmt.Appendf(nil, "bench/%08d", n), Value: value}
+			}
+			logs[i] = txnLog(b, index, 0, &api.TxnRequest{Success: ops})
+		}
+		b.StartTimer()
+		for i, r := range s.ApplyBatch(logs) {
+			if res, ok := r.(*ApplyResult); !ok || res.Err != nil {
+				b.Fatalf("result %d = %#v", i, r)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*commands*keys), "ns/key")
+}

@@ -268,3 +268,32 @@ func TestHistoryStartsAtUpgrade(t *testing.T) {
 		t.Fatalf("Events(from 7) error = %v; want ErrCompacted", err)
 	}
 }
+
+// The history is appended in key order, so its pages are filled, not left
+// half empty as bbolt leaves pages of random inserts: a commit writes half as
+// many history pages.
+func TestHistoryPagesAreFull(t *testing.T) {
+	s := openStore(t)
+	value := bytes.Repeat([]byte("v"), 100)
+	for i := uint64(1); i <= 200; i++ {
+		var puts []api.TxnOp
+		for j := range 20 {
+			puts = append(puts, api.TxnOp{Kind: api.TxnPut, Key: fmt.Appendf(nil, "key/%04d", (int(i)*31+j*7)%1000), Value: value})
+		}
+		mustTxn(t, s, i, 0, &api.TxnRequest{Success: puts})
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.flush()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		st := tx.Bucket(bucketEvents).Stats()
+		fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
+		if st.KeyN != 4000 || fill < 0.9 {
+			t.Errorf("events bucket: %d events on %d leaf pages, %.0f%% full; want 4000 events on pages at least 90%% full", st.KeyN, st.LeafPageN, 100*fill)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
