@@ -91,9 +91,32 @@ func (f answeringFSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies logs, then writes every early answer of the batch back
-// to back (they leave together), and only then wakes the callers.
+// answerChunkBytes bounds the command bytes applied before the proposals
+// among them are answered. Raft hands the FSM every entry committed since
+// its last batch, up to MaxAppendEntries: applying big entries (a batch of
+// many keys each) all before answering any would keep their callers — who
+// would otherwise send their next requests while the rest applies — waiting
+// for the whole lot.
+const answerChunkBytes = 32 << 10
+
+// ApplyBatch applies logs in chunks of about answerChunkBytes; after each
+// chunk it writes every early answer of the chunk back to back (they leave
+// together), and only then wakes the callers.
 func (f answeringFSM) ApplyBatch(logs []*raft.Log) []any {
+	results := make([]any, 0, len(logs))
+	for len(logs) > 0 {
+		n, size := 0, 0
+		for n < len(logs) && size < answerChunkBytes {
+			size += len(logs[n].Data)
+			n++
+		}
+		results = append(results, f.applyChunk(logs[:n])...)
+		logs = logs[n:]
+	}
+	return results
+}
+
+func (f answeringFSM) applyChunk(logs []*raft.Log) []any {
 	results := f.FSM.ApplyBatch(logs)
 	type handed struct {
 		p   *proposal

@@ -83,3 +83,58 @@ func TestProposalsGetTheirResultsFromTheFSM(t *testing.T) {
 		t.Fatalf("events after a repeated apply: %q", events)
 	}
 }
+
+// chunkFSM records the indexes of each batch it is given.
+type chunkFSM struct {
+	FSM
+	batches *[][]uint64
+}
+
+func (f chunkFSM) ApplyBatch(logs []*raft.Log) []any {
+	var idx []uint64
+	for _, l := range logs {
+		idx = append(idx, l.Index)
+	}
+	*f.batches = append(*f.batches, idx)
+	return indexFSM{}.ApplyBatch(logs)
+}
+
+// A batch of big entries is applied in chunks of about answerChunkBytes,
+// and the proposals of a chunk are answered before the next chunk applies.
+func TestBigBatchesAreAnsweredChunkByChunk(t *testing.T) {
+	ps := newProposals()
+	var batches [][]uint64
+	var answeredAfter []int // batches applied when each answer ran
+	var logs []*raft.Log
+	var waiting []*proposal
+	for i := range 7 {
+		p := ps.add(func(any) { answeredAfter = append(answeredAfter, len(batches)) })
+		waiting = append(waiting, p)
+		logs = append(logs, &raft.Log{
+			Index: uint64(i + 1), Type: raft.LogCommand, Extensions: p.ext[:],
+			Data: make([]byte, answerChunkBytes/3+1), // three entries pass the bound
+		})
+	}
+	logs = append(logs, &raft.Log{Index: 8, Type: raft.LogCommand}) // small: joins the last chunk
+	results := answeringFSM{FSM: chunkFSM{batches: &batches}, proposals: ps}.ApplyBatch(logs)
+
+	if want := [][]uint64{{1, 2, 3}, {4, 5, 6}, {7, 8}}; !slices.EqualFunc(batches, want, slices.Equal) {
+		t.Fatalf("FSM batches %v, want %v", batches, want)
+	}
+	if want := []int{1, 1, 1, 2, 2, 2, 3}; !slices.Equal(answeredAfter, want) {
+		t.Fatalf("answers ran after batches %v, want %v", answeredAfter, want)
+	}
+	if len(results) != len(logs) {
+		t.Fatalf("%d results for %d logs", len(results), len(logs))
+	}
+	for i, res := range results {
+		if want := fmt.Sprintf("result %d", i+1); res != want {
+			t.Fatalf("results[%d] = %v, want %q", i, res, want)
+		}
+	}
+	for i, p := range waiting {
+		if res := <-p.applied; res != fmt.Sprintf("result %d", i+1) {
+			t.Fatalf("proposal %d got %v", i+1, res)
+		}
+	}
+}
