@@ -227,7 +227,9 @@ func (a *applier) applyCommand(index uint64, data []byte) (*ApplyResult, error) 
 	}
 	a.nowMs = a.advanceClock(cmd.NowMs)
 	if cmd.Txn != nil {
-		o := &overlay{kv: a.kv, read: a.kvRead, nowMs: a.nowMs, index: index, writes: map[string]*record{}, stored: map[string]*record{}}
+		n := len(cmd.Txn.Success) // usually the number of keys read and written
+		o := &overlay{kv: a.kv, read: a.kvRead, nowMs: a.nowMs, index: index,
+			writes: make(map[string]*record, n), stored: make(map[string]*record, n)}
 		resp, opErr, err := o.txn(cmd.Txn)
 		if err != nil {
 			return nil, err

@@ -107,7 +107,7 @@ func validateCommand(c *Command) error {
 			return api.Errorf(api.CodeInvalidArgument, "expire has %d keys; the limit is %d", len(c.Expire), MaxExpireKeys)
 		}
 		for i, e := range c.Expire {
-			if err := checkKey(fmt.Sprintf("expire[%d].key", i), e.Key); err != nil {
+			if err := checkKey(elem{"expire", i}, e.Key); err != nil {
 				return err
 			}
 		}
@@ -137,7 +137,7 @@ func ValidateTxn(t *api.TxnRequest) error {
 		return api.Errorf(api.CodeInvalidArgument, "compares has %d entries; the limit is %d", n, api.MaxBatchOps)
 	}
 	for i := range t.Compares {
-		if err := validateCompare(fmt.Sprintf("compares[%d]", i), &t.Compares[i]); err != nil {
+		if err := validateCompare(elem{"compares", i}, &t.Compares[i]); err != nil {
 			return err
 		}
 	}
@@ -149,7 +149,7 @@ func ValidateTxn(t *api.TxnRequest) error {
 			return api.Errorf(api.CodeInvalidArgument, "%s has %d operations; the limit is %d", br.name, n, api.MaxBatchOps)
 		}
 		for i := range br.ops {
-			if err := validateOp(fmt.Sprintf("%s[%d]", br.name, i), &br.ops[i]); err != nil {
+			if err := validateOp(elem{br.name, i}, &br.ops[i]); err != nil {
 				return err
 			}
 		}
@@ -157,8 +157,8 @@ func ValidateTxn(t *api.TxnRequest) error {
 	return nil
 }
 
-func validateCompare(field string, c *api.Compare) error {
-	if err := checkKey(field+".key", c.Key); err != nil {
+func validateCompare(field elem, c *api.Compare) error {
+	if err := checkKey(field, c.Key); err != nil {
 		return err
 	}
 	switch c.Result {
@@ -184,10 +184,10 @@ func validateCompare(field string, c *api.Compare) error {
 	return nil
 }
 
-func validateOp(field string, op *api.TxnOp) error {
+func validateOp(field elem, op *api.TxnOp) error {
 	switch op.Kind {
 	case api.TxnPut, api.TxnDelete, api.TxnGet, api.TxnAdd, api.TxnDeleteRange:
-		if err := checkKey(field+".key", op.Key); err != nil {
+		if err := checkKey(field, op.Key); err != nil {
 			return err
 		}
 	case api.TxnRange:
@@ -221,12 +221,23 @@ func validateOp(field string, op *api.TxnOp) error {
 	return nil
 }
 
-func checkKey(field string, key []byte) error {
+// checkKey checks the key of the list element field.
+func checkKey(field elem, key []byte) error {
 	if len(key) == 0 {
-		return api.Errorf(api.CodeInvalidArgument, "%s is empty", field)
+		return api.Errorf(api.CodeInvalidArgument, "%s.key is empty", field)
 	}
 	if len(key) > api.MaxKeySize {
-		return api.Errorf(api.CodeInvalidArgument, "%s is %d bytes; the limit is %d", field, len(key), api.MaxKeySize)
+		return api.Errorf(api.CodeInvalidArgument, "%s.key is %d bytes; the limit is %d", field, len(key), api.MaxKeySize)
 	}
 	return nil
 }
+
+// elem names element i of a request's list in errors ("success[3]"); it is
+// formatted only when there is an error to report, as a command's every
+// operation is validated on every replica.
+type elem struct {
+	list string
+	i    int
+}
+
+func (e elem) String() string { return fmt.Sprintf("%s[%d]", e.list, e.i) }
