@@ -69,7 +69,7 @@
 // so committing once per Raft batch cost more than applying the batch when
 // batches were small (one sequential write: 96 µs of 420). Background readers
 // that follow every revision (the hook loop) read the file as committed
-// (CommittedEvents, WaitCommitted) so that they do not force a commit per
+// (CommittedEventKeys, WaitCommitted) so that they do not force a commit per
 // batch.
 //
 // # Concurrency

@@ -121,6 +121,13 @@ func wantCode(t testing.TB, err error, code api.Code) {
 
 // dump returns every bucket of the state s holds, through Backup, as
 // bucket → key → value.
+// commitNow commits what the store has applied, as a read needing it would.
+func commitNow(s *Store) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.flush()
+}
+
 func dump(t testing.TB, s *Store) map[string]map[string]string {
 	t.Helper()
 	var buf bytes.Buffer

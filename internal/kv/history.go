@@ -76,6 +76,30 @@ type storedEvent struct {
 	HasPrev bool      `cbor:"5,keyasint,omitempty"`
 }
 
+// storedEventKey is the part of a storedEvent that says what changed where;
+// decoding it skips the values.
+type storedEventKey struct {
+	Kind    EventKind `cbor:"1,keyasint"`
+	Key     []byte    `cbor:"2,keyasint"`
+	HasPrev bool      `cbor:"5,keyasint,omitempty"`
+}
+
+// event is the stored event as an Event of revision rev: nil values of a
+// put and of a previous value read back as empty ones.
+func (se *storedEvent) event(rev uint64) Event {
+	e := Event{Revision: rev, Kind: se.Kind, Key: se.Key, PrevValue: se.Prev, HasPrev: se.HasPrev}
+	if se.Kind == EventPut {
+		e.Value = se.Value
+		if e.Value == nil {
+			e.Value = []byte{}
+		}
+	}
+	if e.HasPrev && e.PrevValue == nil {
+		e.PrevValue = []byte{}
+	}
+	return e
+}
+
 // CompactedError is returned by Events for a revision the history no longer
 // holds. Oldest is the oldest revision that can still be read.
 type CompactedError struct {
@@ -224,17 +248,54 @@ func (s *Store) OldestRevision() (uint64, error) {
 // Events reads one bbolt read transaction; it only returns events of applied
 // revisions. Use WaitApplied(ctx, next) to wait for more.
 func (s *Store) Events(prefix []byte, fromRevision uint64, limit int) (events []Event, next uint64, err error) {
-	return s.events(s.view, prefix, fromRevision, limit)
+	return s.events(s.view, prefix, fromRevision, limit, true)
 }
 
-// CommittedEvents is Events over the file as committed, which may lag the
-// applied state (use WaitCommitted to wait for more). Background readers that
-// follow every revision use it so that they do not force a commit per apply.
-func (s *Store) CommittedEvents(prefix []byte, fromRevision uint64, limit int) (events []Event, next uint64, err error) {
-	return s.events(s.viewCommitted, prefix, fromRevision, limit)
+// CommittedEventKeys is Events over the file as committed, which may lag the
+// applied state (use WaitCommitted to wait for more), and without the
+// values: every event's Value and PrevValue are nil (HasPrev still says
+// whether it had one). It serves background readers that follow every
+// revision (the hook loop): they do not force a commit per apply, and fetch
+// the values of the few events they act on with CommittedEvent.
+func (s *Store) CommittedEventKeys(prefix []byte, fromRevision uint64, limit int) (events []Event, next uint64, err error) {
+	return s.events(s.viewCommitted, prefix, fromRevision, limit, false)
 }
 
-func (s *Store) events(view func(func(*bbolt.Tx) error) error, prefix []byte, fromRevision uint64, limit int) (events []Event, next uint64, err error) {
+// CommittedEvent returns the committed event at index (its position among
+// all the events of its revision) of revision rev, values included. An event
+// compacted since it was listed yields a *CompactedError.
+func (s *Store) CommittedEvent(rev uint64, index int) (Event, error) {
+	var e Event
+	err := s.viewCommitted(func(tx *bbolt.Tx) error {
+		mark, err := readCompacted(tx)
+		if err != nil {
+			return err
+		}
+		if rev <= mark {
+			return &CompactedError{Requested: rev, Oldest: mark + 1}
+		}
+		v := tx.Bucket(bucketEvents).Get(eventKey(rev, uint32(index)))
+		if v == nil {
+			return fmt.Errorf("no event %d of revision %d", index, rev)
+		}
+		var se storedEvent
+		if err := recDec.Unmarshal(v, &se); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		e = se.event(rev)
+		return nil
+	})
+	if err != nil {
+		var ce *CompactedError
+		if errors.As(err, &ce) {
+			return Event{}, ce
+		}
+		return Event{}, fmt.Errorf("kv: event %d of revision %d: %w", index, rev, err)
+	}
+	return e, nil
+}
+
+func (s *Store) events(view func(func(*bbolt.Tx) error) error, prefix []byte, fromRevision uint64, limit int, values bool) (events []Event, next uint64, err error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -269,24 +330,23 @@ func (s *Store) events(view func(func(*bbolt.Tx) error) error, prefix []byte, fr
 				cur = rev
 			}
 			examined++
+			if !values {
+				var sk storedEventKey
+				if err := recDec.Unmarshal(v, &sk); err != nil {
+					return fmt.Errorf("decode event of revision %d: %w", rev, err)
+				}
+				if bytes.HasPrefix(sk.Key, prefix) {
+					events = append(events, Event{Revision: rev, Kind: sk.Kind, Key: sk.Key, HasPrev: sk.HasPrev})
+				}
+				continue
+			}
 			var se storedEvent
 			if err := recDec.Unmarshal(v, &se); err != nil {
 				return fmt.Errorf("decode event of revision %d: %w", rev, err)
 			}
-			if !bytes.HasPrefix(se.Key, prefix) {
-				continue
+			if bytes.HasPrefix(se.Key, prefix) {
+				events = append(events, se.event(rev))
 			}
-			e := Event{Revision: rev, Kind: se.Kind, Key: se.Key, PrevValue: se.Prev, HasPrev: se.HasPrev}
-			if se.Kind == EventPut {
-				e.Value = se.Value
-				if e.Value == nil {
-					e.Value = []byte{}
-				}
-			}
-			if e.HasPrev && e.PrevValue == nil {
-				e.PrevValue = []byte{}
-			}
-			events = append(events, e)
 		}
 		return nil
 	})

@@ -97,6 +97,58 @@ func TestEventsRecordEveryChange(t *testing.T) {
 	}
 }
 
+// CommittedEventKeys lists the committed events without their values, and
+// CommittedEvent reads one of them whole.
+func TestCommittedEventKeysAndValues(t *testing.T) {
+	s := openRetention(t, 3)
+	mustTxn(t, s, 1, 1000, ops(putOp("b", "1"), putOp("a", "1")))
+	mustTxn(t, s, 2, 1000, ops(putOp("a", "2"), delOp("b")))
+	keys, next, err := s.CommittedEventKeys(nil, 1, 0)
+	if err != nil || len(keys) != 0 || next != 1 {
+		t.Fatalf("before a commit: CommittedEventKeys = %q, %d, %v; want none, 1, nil", evText(keys), next, err)
+	}
+	commitNow(s)
+	mustTxn(t, s, 3, 1000, ops(putOp("c", "3"))) // applied, not committed
+
+	keys, next, err = s.CommittedEventKeys(nil, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// no values: "=" and "<" with nothing after them
+	if got, want := evText(keys), []string{"1:put:a=", "1:put:b=", "2:put:a=<", "2:delete:b<"}; fmt.Sprint(got) != fmt.Sprint(want) || next != 3 {
+		t.Fatalf("CommittedEventKeys = %q, next %d; want %q, next 3", got, next, want)
+	}
+	for _, e := range keys {
+		if e.Value != nil || e.PrevValue != nil {
+			t.Fatalf("listed event %s carries values", evText([]Event{e}))
+		}
+	}
+	var whole []Event
+	for i, e := range keys {
+		index := i
+		if e.Revision == 2 {
+			index = i - 2
+		}
+		full, err := s.CommittedEvent(e.Revision, index)
+		if err != nil {
+			t.Fatalf("CommittedEvent(%d, %d): %v", e.Revision, index, err)
+		}
+		whole = append(whole, full)
+	}
+	wantEvents(t, whole, "1:put:a=1", "1:put:b=1", "2:put:a=2<1", "2:delete:b<1")
+	if _, err := s.CommittedEvent(3, 0); err == nil {
+		t.Fatal("CommittedEvent of an uncommitted revision: no error")
+	}
+
+	for i := uint64(4); i <= 8; i++ {
+		mustTxn(t, s, i, 1000, ops(putOp("c", fmt.Sprint(i))))
+	}
+	commitNow(s)
+	if _, err := s.CommittedEvent(1, 0); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("CommittedEvent of a compacted revision: %v; want ErrCompacted", err)
+	}
+}
+
 func TestEventsLimitKeepsRevisionsWhole(t *testing.T) {
 	s := openStore(t)
 	mustTxn(t, s, 1, 0, ops(putOp("a", "1"), putOp("b", "1"), putOp("c", "1")))
@@ -282,10 +334,8 @@ func TestHistoryPagesAreFull(t *testing.T) {
 		}
 		mustTxn(t, s, i, 0, &api.TxnRequest{Success: puts})
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	s.flush()
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	commitNow(s)
+	err := s.view(func(tx *bbolt.Tx) error {
 		st := tx.Bucket(bucketEvents).Stats()
 		fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
 		if st.KeyN != 4000 || fill < 0.9 {

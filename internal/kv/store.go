@@ -290,7 +290,7 @@ func (s *Store) WaitCommitted(ctx context.Context, index uint64) error {
 }
 
 // CommittedIndex returns the last Raft index committed to the file: what
-// CommittedEvents sees.
+// CommittedEventKeys sees.
 func (s *Store) CommittedIndex() uint64 { return s.committed.Load() }
 
 func (s *Store) wait(ctx context.Context, index uint64, v *atomic.Uint64, what string) error {

@@ -235,10 +235,12 @@ func (s *hookService) becomeLeader() error {
 	return nil
 }
 
-// step fires the events after the cursor, one batch of revisions.
+// step fires the events after the cursor, one batch of revisions. It lists
+// the events without their values and reads the values of the few it acts
+// on: most writes match no handler.
 func (s *hookService) step() error {
 	n := s.n
-	evs, next, err := n.store.CommittedEvents(nil, s.next, hookBatch)
+	evs, next, err := n.store.CommittedEventKeys(nil, s.next, hookBatch)
 	var ce *kv.CompactedError
 	if errors.As(err, &ce) {
 		n.log.Warn("hooks: events were compacted before they could fire; skipping them", "from", s.next, "to", ce.Oldest-1)
@@ -259,7 +261,10 @@ func (s *hookService) step() error {
 		}
 		if s.cursor.covers(rev, index) {
 			if strings.HasPrefix(string(e.Key), hookHandlerPrefix) {
-				s.applyHandlerEvent(e) // the revision started before the cursor: replay its handler changes
+				// the revision started before the cursor: replay its handler changes
+				if err := s.applyHandlerEvent(e, index); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -298,11 +303,13 @@ func (s *hookService) handle(e *kv.Event, index int) (persist bool, err error) {
 	var ev *hooks.Event
 	switch {
 	case strings.HasPrefix(key, hookHandlerPrefix):
-		s.applyHandlerEvent(e)
-		return true, nil
+		return true, s.applyHandlerEvent(e, index)
 	case strings.HasPrefix(key, hookOutboxPrefix):
 		if e.Kind != kv.EventPut {
 			return false, nil
+		}
+		if e, err = s.withValues(e, index); err != nil {
+			return false, err
 		}
 		var rec api.HookPublishedEvent
 		if err := rpc.Unmarshal(e.Value, &rec); err != nil {
@@ -326,6 +333,9 @@ func (s *hookService) handle(e *kv.Event, index int) (persist bool, err error) {
 		if topic, _ := hooks.Topic(typ); !s.d.Wants(topic, subject) {
 			s.d.Skipped()
 			return false, nil
+		}
+		if e, err = s.withValues(e, index); err != nil {
+			return false, err
 		}
 		if ev, err = hooks.NewEvent(typ, hooks.NewKVPayload(e.Key, e.Value, e.PrevValue, e.HasPrev, e.Revision), n.cfg.NodeID, subject); err != nil {
 			return false, err
@@ -393,20 +403,38 @@ func (s *hookService) handlersAt(rev uint64) ([]api.HookHandler, error) {
 	return hs, nil
 }
 
-func (s *hookService) applyHandlerEvent(e *kv.Event) {
+// withValues returns the listed event e, the index-th of its revision, with
+// its values.
+func (s *hookService) withValues(e *kv.Event, index int) (*kv.Event, error) {
+	full, err := s.n.store.CommittedEvent(e.Revision, index)
+	if err != nil {
+		return nil, err
+	}
+	return &full, nil
+}
+
+// applyHandlerEvent applies a change of a stored handler, the listed event
+// e, the index-th of its revision. Only a failure to read the event is
+// returned: a bad handler is logged and skipped.
+func (s *hookService) applyHandlerEvent(e *kv.Event, index int) error {
 	name := string(e.Key[len(hookHandlerPrefix):])
 	if e.Kind == kv.EventDelete {
 		s.d.RemoveHandler(name)
-		return
+		return nil
+	}
+	e, err := s.withValues(e, index)
+	if err != nil {
+		return err
 	}
 	var h api.HookHandler
 	if err := rpc.Unmarshal(e.Value, &h); err != nil {
 		s.n.log.Warn("hooks: undecodable stored handler", "name", name, "err", err)
-		return
+		return nil
 	}
 	if err := s.d.PutHandler(h); err != nil {
 		s.n.log.Warn("hooks: invalid stored handler", "name", name, "err", err)
 	}
+	return nil
 }
 
 // fencedPut is a put of key that succeeds only while the key's
