@@ -29,7 +29,7 @@ import (
 type proposal struct {
 	ext     [proposalIDLen]byte
 	answer  func(result any) // optional; runs on the FSM goroutine
-	applied chan any         // receives the FSM's result
+	applied chan any         // receives the FSM's result; nil for a detached proposal
 }
 
 const proposalIDLen = 16
@@ -48,9 +48,13 @@ func newProposals() *proposals {
 	return &proposals{tag: binary.BigEndian.Uint64(b[:]), wait: make(map[uint64]*proposal)}
 }
 
-// add registers a proposal; its ext is the ID to put in the log entry.
-func (ps *proposals) add(answer func(any)) *proposal {
-	p := &proposal{answer: answer, applied: make(chan any, 1)}
+// add registers a proposal; its ext is the ID to put in the log entry. A
+// detached proposal has no caller waiting for its result: only answer gets it.
+func (ps *proposals) add(answer func(any), detached bool) *proposal {
+	p := &proposal{answer: answer}
+	if !detached {
+		p.applied = make(chan any, 1)
+	}
 	seq := ps.next.Add(1)
 	binary.BigEndian.PutUint64(p.ext[:8], ps.tag)
 	binary.BigEndian.PutUint64(p.ext[8:], seq)
@@ -60,11 +64,15 @@ func (ps *proposals) add(answer func(any)) *proposal {
 	return p
 }
 
-// remove forgets a proposal its caller no longer waits for.
-func (ps *proposals) remove(p *proposal) {
+// remove forgets a proposal its caller no longer waits for, and reports
+// whether it was still waiting (the FSM had not taken it).
+func (ps *proposals) remove(p *proposal) bool {
+	seq := binary.BigEndian.Uint64(p.ext[8:])
 	ps.mu.Lock()
-	delete(ps.wait, binary.BigEndian.Uint64(p.ext[8:]))
-	ps.mu.Unlock()
+	defer ps.mu.Unlock()
+	_, waiting := ps.wait[seq]
+	delete(ps.wait, seq)
+	return waiting
 }
 
 // take removes and returns the proposal whose ID is ext, if it waits.
@@ -135,7 +143,9 @@ func (f answeringFSM) applyChunk(logs []*raft.Log) []any {
 		}
 	}
 	for _, h := range mine {
-		h.p.applied <- h.res
+		if h.p.applied != nil {
+			h.p.applied <- h.res
+		}
 	}
 	return results
 }

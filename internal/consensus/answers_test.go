@@ -28,14 +28,14 @@ func TestProposalsGetTheirResultsFromTheFSM(t *testing.T) {
 	answerTo := func(name string) func(any) {
 		return func(res any) { events = append(events, fmt.Sprintf("answer %s: %v", name, res)) }
 	}
-	first := ps.add(answerTo("first"))
-	quiet := ps.add(nil) // a caller without an early answer
-	gone := ps.add(answerTo("gone"))
+	first := ps.add(answerTo("first"), false)
+	quiet := ps.add(nil, false) // a caller without an early answer
+	gone := ps.add(answerTo("gone"), false)
 	ps.remove(gone) // its caller gave up
-	second := ps.add(answerTo("second"))
+	second := ps.add(answerTo("second"), false)
 
 	other := newProposals() // another node, or this node before a restart
-	foreign := other.add(answerTo("foreign"))
+	foreign := other.add(answerTo("foreign"), false)
 	// the same sequence number under another tag
 	if [8]byte(foreign.ext[8:]) != [8]byte(first.ext[8:]) {
 		t.Fatalf("test set-up: sequence numbers differ")
@@ -108,7 +108,7 @@ func TestBigBatchesAreAnsweredChunkByChunk(t *testing.T) {
 	var logs []*raft.Log
 	var waiting []*proposal
 	for i := range 7 {
-		p := ps.add(func(any) { answeredAfter = append(answeredAfter, len(batches)) })
+		p := ps.add(func(any) { answeredAfter = append(answeredAfter, len(batches)) }, false)
 		waiting = append(waiting, p)
 		logs = append(logs, &raft.Log{
 			Index: uint64(i + 1), Type: raft.LogCommand, Extensions: p.ext[:],

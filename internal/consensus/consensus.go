@@ -486,7 +486,7 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 // waited; it may run while Propose returns after giving up (context,
 // shutdown), so the caller answers once, with whichever comes first.
 func (n *Node) ProposeAnswered(ctx context.Context, cmd []byte, answer func(result any)) (any, error) {
-	p := n.proposals.add(answer)
+	p := n.proposals.add(answer, false)
 	// No enqueue timeout: Raft's timeout is a timer per proposal (3% of the
 	// bytes a put allocates), and its apply queue never stalls — the leader
 	// loop, or a follower's or candidate's answering ErrNotLeader, drains it
@@ -500,6 +500,27 @@ func (n *Node) ProposeAnswered(ctx context.Context, cmd []byte, answer func(resu
 		n.proposals.remove(p)
 	}
 	return res, err
+}
+
+// ProposeDetached proposes cmd and returns at once, without waiting for its
+// outcome: the FSM goroutine hands answer the result when this node applies
+// the command (as ProposeAnswered does), and if Raft fails the proposal
+// before that (this node is not or no longer the leader, or shuts down),
+// fail gets the error, on another goroutine. Exactly one of them is called,
+// unless Raft shuts down leaving the proposal unanswered. Neither may block.
+func (n *Node) ProposeDetached(cmd []byte, answer func(result any), fail func(error)) {
+	p := n.proposals.add(answer, true)
+	f := n.raft.ApplyLog(raft.Log{Data: cmd, Extensions: p.ext[:]}, 0)
+	go func() {
+		err := f.Error()
+		if !n.proposals.remove(p) {
+			return // applied and answered
+		}
+		if err == nil {
+			err = errors.New("consensus: the command applied but its result was not handed over")
+		}
+		fail(n.mapErr(err))
+	}()
 }
 
 // await waits for a Raft future, the caller's context or shutdown, whichever

@@ -11,6 +11,7 @@ import (
 	"github.com/aspen-dev/aspen/api"
 	"github.com/aspen-dev/aspen/client"
 	"github.com/aspen-dev/aspen/internal/clustertest"
+	"github.com/aspen-dev/aspen/internal/kv"
 	"github.com/aspen-dev/aspen/internal/node"
 	"github.com/aspen-dev/aspen/internal/ticket"
 )
@@ -286,5 +287,44 @@ func TestConcurrentReadsSeeTheirWrites(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A detached proposal (consensus.ProposeDetached, used by the leader's write
+// handlers) gets its outcome: the state machine's result on the leader,
+// Raft's refusal, as NOT_LEADER, on a follower.
+func TestDetachedProposalOutcomes(t *testing.T) {
+	cl := clustertest.New(t, 3, clustertest.Options{})
+	leader := cl.WaitLeader()
+	var follower *clustertest.Member
+	for _, m := range cl.Members {
+		if m.ID != leader.ID {
+			follower = m
+		}
+	}
+	cmd, err := kv.EncodeCommand(&kv.Command{NowMs: 1, Txn: &api.TxnRequest{Success: []api.TxnOp{{Kind: api.TxnPut, Key: []byte("detached"), Value: []byte("v")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	propose := func(m *clustertest.Member) (any, error) {
+		results, failures := make(chan any, 2), make(chan error, 2)
+		m.Node.Raft().ProposeDetached(cmd, func(res any) { results <- res }, func(err error) { failures <- err })
+		select {
+		case res := <-results:
+			return res, nil
+		case err := <-failures:
+			return nil, err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("node %d: no outcome for a detached proposal", m.ID)
+		}
+		return nil, nil
+	}
+	res, err := propose(leader)
+	if r, ok := res.(*kv.ApplyResult); err != nil || !ok || r.Err != nil || r.Txn == nil {
+		t.Fatalf("on the leader: result %#v, error %v; want an applied transaction", res, err)
+	}
+	_, err = propose(follower)
+	if api.CodeOf(err) != api.CodeNotLeader {
+		t.Fatalf("on a follower: error %v; want NOT_LEADER", err)
 	}
 }

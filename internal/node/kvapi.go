@@ -107,6 +107,34 @@ func (n *Node) proposeAnswered(ctx context.Context, txn *api.TxnRequest, answer 
 	return res.Txn, nil
 }
 
+// proposeDetached validates and stamps a transaction like propose, then
+// proposes it without waiting: answer gets the result on the state
+// machine's goroutine, fail the error if Raft fails the proposal
+// (consensus.ProposeDetached). An error returned means nothing was proposed.
+func (n *Node) proposeDetached(txn *api.TxnRequest, answer func(*kv.ApplyResult), fail func(error)) error {
+	if err := n.requireInit(); err != nil {
+		return err
+	}
+	if err := kv.ValidateTxn(txn); err != nil {
+		return err
+	}
+	b, err := kv.EncodeCommand(&kv.Command{NowMs: n.stampMs(), Txn: txn})
+	if err != nil {
+		return fmt.Errorf("encoding command: %w", err)
+	}
+	start := time.Now()
+	n.raft.ProposeDetached(b, func(out any) {
+		res, ok := out.(*kv.ApplyResult)
+		if !ok || res == nil {
+			fail(api.Errorf(api.CodeInternal, "state machine returned %T", out))
+			return
+		}
+		n.metrics.commit.Observe(time.Since(start).Seconds())
+		answer(res)
+	}, fail)
+	return nil
+}
+
 // apply replicates cmd and returns its result. When answer is set, the state
 // machine's goroutine also hands it the result as soon as it shows, possibly
 // before apply returns, or while apply gives up (consensus.ProposeAnswered).
@@ -372,10 +400,12 @@ func checkUserTxn(txn *api.TxnRequest) error {
 
 // answerUser proposes a client's transaction and shapes its result into the
 // call's answer. Served over QUIC, the call is answered from the state
-// machine's goroutine as soon as the result shows (rpc.EarlyAnswer), before
-// this goroutine wakes; the answers of one applied batch then leave
-// together. A transaction reading ranges is answered from here: its answer
-// can be large, and encoding it would hold up the state machine.
+// machine's goroutine as soon as the result shows (rpc.EarlyAnswer); the
+// answers of one applied batch then leave together. On the leader the
+// handler does not even wait for it: it returns at once (Answer.Detach), and
+// its stream goes on to the caller's next call. A transaction reading ranges
+// is answered from here: its answer can be large, and encoding it would hold
+// up the state machine.
 func answerUser[R any](ctx context.Context, n *Node, txn *api.TxnRequest, shape func(*api.TxnResponse) *R) (*R, error) {
 	if err := checkUserTxn(txn); err != nil {
 		return nil, err
@@ -388,6 +418,14 @@ func answerUser[R any](ctx context.Context, n *Node, txn *api.TxnRequest, shape 
 				return
 			}
 			early.Send(shape(res.Txn), nil)
+		}
+		// a follower's NOT_LEADER is forwarded to the leader by the rpc
+		// server, which needs the handler's return
+		if n.raft.IsLeader() {
+			if err := n.proposeDetached(txn, answer, func(err error) { early.Send(nil, err) }); err != nil {
+				return nil, err
+			}
+			return nil, early.Detach()
 		}
 	}
 	res, err := n.proposeAnswered(ctx, txn, answer)

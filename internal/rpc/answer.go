@@ -27,6 +27,11 @@ import (
 // return comes first answers the call, the other is dropped. Send never
 // waits on a slow caller: what it cannot write at once, the handler's
 // goroutine writes when the handler returns.
+//
+// A handler that is sure Send will be called may instead return
+// a.Detach(): the handler's goroutine then goes on to read the stream's next
+// call without waiting for the answer (it does not wake for it either), and
+// what Send cannot write at once is written by a goroutine of its own.
 
 // Answer answers one unary call, once, from any goroutine. The zero Answer
 // answers nothing.
@@ -76,20 +81,56 @@ func (a Answer) Send(resp any, err error) bool {
 	frame := buf.Bytes()
 	if len(frame) > earlyWriteMax {
 		c.rest = bytes.Clone(frame)
-		return true
+	} else {
+		_ = c.st.SetWriteDeadline(time.Now().Add(earlyWriteWait))
+		n, werr := c.st.Write(frame)
+		_ = c.st.SetWriteDeadline(time.Time{})
+		switch {
+		case werr == nil:
+		case errors.Is(werr, os.ErrDeadlineExceeded):
+			c.rest = bytes.Clone(frame[n:])
+		default:
+			c.s.failWrite(c.st, c.op, werr)
+			c.failed = true
+		}
 	}
-	_ = c.st.SetWriteDeadline(time.Now().Add(earlyWriteWait))
-	n, werr := c.st.Write(frame)
-	_ = c.st.SetWriteDeadline(time.Time{})
-	switch {
-	case werr == nil:
-	case errors.Is(werr, os.ErrDeadlineExceeded):
-		c.rest = bytes.Clone(frame[n:])
-	default:
-		c.s.failWrite(c.st, c.op, werr)
-		c.failed = true
+	if c.detached && len(c.rest) > 0 {
+		go c.writeRest(a.call)
 	}
 	return true
+}
+
+// errDetached is what a handler returns after Detach.
+var errDetached = errors.New("rpc: the call's answer was handed over")
+
+// Detach hands the call's answer over to Send for good; the handler returns
+// the error it gives (see "Early answers"). Send must then be called once,
+// whatever happens, or the caller waits for its own deadline.
+func (a Answer) Detach() error { return errDetached }
+
+// detach marks the current call as answered by Send alone, after its handler
+// returned errDetached, and reports whether the stream may carry another
+// call. If Send came first, what it left is written here, as finish does.
+func (c *callAnswer) detach() bool {
+	c.mu.Lock() // Send holds it while it answers
+	defer c.mu.Unlock()
+	if c.state.Load()&answered != 0 {
+		return c.finishLocked()
+	}
+	c.detached = true
+	return true
+}
+
+// writeRest writes what Send left of a detached call's answer, unless the
+// stream has moved on to another call.
+func (c *callAnswer) writeRest(call uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Load() != call|answered {
+		return
+	}
+	c.finishLocked()
+	c.rest = nil
 }
 
 const (
@@ -115,11 +156,12 @@ type callAnswer struct {
 	// later one.
 	state atomic.Uint64
 
-	mu     sync.Mutex // held while an answer is written
-	op     string
-	start  time.Time
-	rest   []byte // the part of an early answer Send left to the handler's goroutine
-	failed bool   // an early answer could not be written: the stream was reset
+	mu       sync.Mutex // held while an answer is written
+	op       string
+	start    time.Time
+	rest     []byte // the part of an early answer Send left to the handler's goroutine
+	failed   bool   // an early answer could not be written: the stream was reset
+	detached bool   // the handler returned Detach's error: Send writes the whole answer
 }
 
 // newCallAnswer returns the answer state of a new stream, between calls.
@@ -132,7 +174,7 @@ func newCallAnswer(s *Server, st *quic.Stream) *callAnswer {
 // begin starts serving the stream's next call.
 func (c *callAnswer) begin(op string, start time.Time) {
 	c.mu.Lock()
-	c.op, c.start, c.rest, c.failed = op, start, nil, false
+	c.op, c.start, c.rest, c.failed, c.detached = op, start, nil, false, false
 	c.mu.Unlock()
 	c.state.Store(c.state.Load()&^answered + 2)
 }
@@ -149,6 +191,10 @@ func (c *callAnswer) claim() bool {
 func (c *callAnswer) finish() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.finishLocked()
+}
+
+func (c *callAnswer) finishLocked() bool {
 	if c.failed {
 		return false
 	}

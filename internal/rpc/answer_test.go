@@ -177,3 +177,61 @@ func TestEarlyAnswersToACallerThatDoesNotRead(t *testing.T) {
 		}
 	}
 }
+
+// A handler that detaches returns before its answer; the answer sent later
+// from another goroutine, small or larger than a packet, is the call's, and
+// the stream, read again as soon as the handler returned, carries the next
+// call. An answer sent before the handler detaches is the call's too.
+func TestDetachedAnswer(t *testing.T) {
+	cred := newCredential(t)
+	reg := rpc.NewRegistry()
+	answers := make(chan rpc.Answer, 1)
+	returned := make(chan struct{}, 1)
+	sendFirst := make(chan string, 1)
+	rpc.Handle(reg, "detach", func(ctx context.Context, req *echoReq) (*echoResp, error) {
+		a, ok := rpc.EarlyAnswer(ctx)
+		if !ok {
+			return nil, api.Errorf(api.CodeInternal, "no early answer on a QUIC stream")
+		}
+		select {
+		case text := <-sendFirst:
+			a.Send(&echoResp{Text: text}, nil)
+		default:
+			answers <- a
+		}
+		returned <- struct{}{}
+		return nil, a.Detach()
+	})
+	rpc.Handle(reg, "echo", echo)
+	addr := serve(t, &rpc.Server{Registry: reg, Credential: cred})
+	c := dial(t, addr)
+
+	for _, text := range []string{"small", strings.Repeat("b", 64<<10)} {
+		done := make(chan *rpc.Response, 1)
+		go func() {
+			resp, err := rpc.Call(testCtx(t), c, request(t, c, cred, "detach", &echoReq{}))
+			if err != nil {
+				t.Errorf("Call: %v", err)
+			}
+			done <- resp
+		}()
+		a := recv(t, answers, "the handler's Answer")
+		recv(t, returned, "the handler's return")
+		if !a.Send(&echoResp{Text: text}, nil) {
+			t.Fatal("Send = false for a detached, unanswered call")
+		}
+		if got := decodeEcho(t, recv(t, done, "the detached answer")); got != text {
+			t.Fatalf("answer of %d bytes, want the detached one of %d", len(got), len(text))
+		}
+		if got := decodeEcho(t, mustCall(t, c, request(t, c, cred, "echo", &echoReq{Text: "next"}))); got != "next" {
+			t.Fatalf("next call = %q, want next", got)
+		}
+	}
+
+	sendFirst <- "before the return"
+	resp := mustCall(t, c, request(t, c, cred, "detach", &echoReq{}))
+	recv(t, returned, "the handler's return")
+	if got := decodeEcho(t, resp); got != "before the return" {
+		t.Fatalf("answer = %q, want the one sent before the handler detached", got)
+	}
+}

@@ -165,6 +165,9 @@ func (s *Server) serveCall(ctx context.Context, st *quic.Stream, req *Request, c
 	}
 	ans.begin(req.Op, start)
 	resp, err := e.call(ctx, reqv)
+	if err == errDetached {
+		return ans.detach()
+	}
 	if !ans.claim() {
 		return ans.finish()
 	}
