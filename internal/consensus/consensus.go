@@ -486,13 +486,7 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 // waited; it may run while Propose returns after giving up (context,
 // shutdown), so the caller answers once, with whichever comes first.
 func (n *Node) ProposeAnswered(ctx context.Context, cmd []byte, answer func(result any)) (any, error) {
-	p := n.proposals.add(answer, false)
-	// No enqueue timeout: Raft's timeout is a timer per proposal (3% of the
-	// bytes a put allocates), and its apply queue never stalls — the leader
-	// loop, or a follower's or candidate's answering ErrNotLeader, drains it
-	// — so enqueueing waits only behind a full queue; ctx still ends the
-	// wait for the answer below.
-	f := n.raft.ApplyLog(raft.Log{Data: cmd, Extensions: p.ext[:]}, 0)
+	p, f := n.submit(cmd, answer, false)
 	res, err := n.awaitResult(ctx, f, p.applied)
 	if err != nil {
 		// not applied here, or no longer awaited: forget it (an applied
@@ -509,8 +503,7 @@ func (n *Node) ProposeAnswered(ctx context.Context, cmd []byte, answer func(resu
 // fail gets the error, on another goroutine. Exactly one of them is called,
 // unless Raft shuts down leaving the proposal unanswered. Neither may block.
 func (n *Node) ProposeDetached(cmd []byte, answer func(result any), fail func(error)) {
-	p := n.proposals.add(answer, true)
-	f := n.raft.ApplyLog(raft.Log{Data: cmd, Extensions: p.ext[:]}, 0)
+	p, f := n.submit(cmd, answer, true)
 	go func() {
 		err := f.Error()
 		if !n.proposals.remove(p) {
@@ -521,6 +514,19 @@ func (n *Node) ProposeDetached(cmd []byte, answer func(result any), fail func(er
 		}
 		fail(n.mapErr(err))
 	}()
+}
+
+// submit registers a proposal of cmd (see proposals.add) and hands it to
+// Raft, its ID in the entry's Extensions.
+//
+// No enqueue timeout: Raft's timeout is a timer per proposal (3% of the bytes
+// a put allocates), and its apply queue never stalls — the leader loop, or a
+// follower's or candidate's answering ErrNotLeader, drains it — so
+// enqueueing waits only behind a full queue; the caller's context still ends
+// a wait for the answer.
+func (n *Node) submit(cmd []byte, answer func(any), detached bool) (*proposal, raft.ApplyFuture) {
+	p := n.proposals.add(answer, detached)
+	return p, n.raft.ApplyLog(raft.Log{Data: cmd, Extensions: p.ext[:]}, 0)
 }
 
 // await waits for a Raft future, the caller's context or shutdown, whichever
