@@ -94,39 +94,30 @@ func (n *Node) propose(ctx context.Context, txn *api.TxnRequest) (*api.TxnRespon
 // proposeAnswered is propose that also hands the result to answer on the
 // state machine's goroutine as soon as it shows (see n.apply).
 func (n *Node) proposeAnswered(ctx context.Context, txn *api.TxnRequest, answer func(*kv.ApplyResult)) (*api.TxnResponse, error) {
-	if err := n.requireInit(); err != nil {
+	b, err := n.txnCommand(txn)
+	if err != nil {
 		return nil, err
 	}
-	if err := kv.ValidateTxn(txn); err != nil {
-		return nil, err
-	}
-	res, err := n.apply(ctx, &kv.Command{NowMs: n.stampMs(), Txn: txn}, answer)
+	res, err := n.applyEncoded(ctx, b, answer)
 	if err != nil {
 		return nil, err
 	}
 	return res.Txn, nil
 }
 
-// proposeDetached validates and stamps a transaction like propose, then
-// proposes it without waiting: answer gets the result on the state
-// machine's goroutine, fail the error if Raft fails the proposal
+// proposeDetached is propose that does not wait: answer gets the result on
+// the state machine's goroutine, fail the error if Raft fails the proposal
 // (consensus.ProposeDetached). An error returned means nothing was proposed.
 func (n *Node) proposeDetached(txn *api.TxnRequest, answer func(*kv.ApplyResult), fail func(error)) error {
-	if err := n.requireInit(); err != nil {
-		return err
-	}
-	if err := kv.ValidateTxn(txn); err != nil {
-		return err
-	}
-	b, err := kv.EncodeCommand(&kv.Command{NowMs: n.stampMs(), Txn: txn})
+	b, err := n.txnCommand(txn)
 	if err != nil {
-		return fmt.Errorf("encoding command: %w", err)
+		return err
 	}
 	start := time.Now()
 	n.raft.ProposeDetached(b, func(out any) {
-		res, ok := out.(*kv.ApplyResult)
-		if !ok || res == nil {
-			fail(api.Errorf(api.CodeInternal, "state machine returned %T", out))
+		res, err := applyResult(out)
+		if err != nil {
+			fail(err)
 			return
 		}
 		n.metrics.commit.Observe(time.Since(start).Seconds())
@@ -135,18 +126,52 @@ func (n *Node) proposeDetached(txn *api.TxnRequest, answer func(*kv.ApplyResult)
 	return nil
 }
 
-// apply replicates cmd and returns its result. When answer is set, the state
-// machine's goroutine also hands it the result as soon as it shows, possibly
-// before apply returns, or while apply gives up (consensus.ProposeAnswered).
-func (n *Node) apply(ctx context.Context, cmd *kv.Command, answer func(*kv.ApplyResult)) (*kv.ApplyResult, error) {
+// txnCommand checks a transaction and encodes it as a command stamped with
+// the leader's clock.
+func (n *Node) txnCommand(txn *api.TxnRequest) ([]byte, error) {
+	if err := n.requireInit(); err != nil {
+		return nil, err
+	}
+	if err := kv.ValidateTxn(txn); err != nil {
+		return nil, err
+	}
+	return encodeCommand(&kv.Command{NowMs: n.stampMs(), Txn: txn})
+}
+
+func encodeCommand(cmd *kv.Command) ([]byte, error) {
 	b, err := kv.EncodeCommand(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encoding command: %w", err)
 	}
+	return b, nil
+}
+
+// applyResult is the state machine's result of a command.
+func applyResult(out any) (*kv.ApplyResult, error) {
+	res, ok := out.(*kv.ApplyResult)
+	if !ok || res == nil {
+		return nil, api.Errorf(api.CodeInternal, "state machine returned %T", out)
+	}
+	return res, nil
+}
+
+// apply replicates cmd and returns its result. When answer is set, the state
+// machine's goroutine also hands it the result as soon as it shows, possibly
+// before apply returns, or while apply gives up (consensus.ProposeAnswered).
+func (n *Node) apply(ctx context.Context, cmd *kv.Command, answer func(*kv.ApplyResult)) (*kv.ApplyResult, error) {
+	b, err := encodeCommand(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return n.applyEncoded(ctx, b, answer)
+}
+
+// applyEncoded is apply of an encoded command.
+func (n *Node) applyEncoded(ctx context.Context, b []byte, answer func(*kv.ApplyResult)) (*kv.ApplyResult, error) {
 	var onApplied func(any)
 	if answer != nil {
 		onApplied = func(out any) {
-			if res, ok := out.(*kv.ApplyResult); ok && res != nil {
+			if res, err := applyResult(out); err == nil {
 				answer(res)
 			}
 		}
@@ -157,9 +182,9 @@ func (n *Node) apply(ctx context.Context, cmd *kv.Command, answer func(*kv.Apply
 		return nil, err
 	}
 	n.metrics.commit.Observe(time.Since(start).Seconds())
-	res, ok := out.(*kv.ApplyResult)
-	if !ok || res == nil {
-		return nil, api.Errorf(api.CodeInternal, "state machine returned %T", out)
+	res, err := applyResult(out)
+	if err != nil {
+		return nil, err
 	}
 	if res.Err != nil {
 		return nil, res.Err
