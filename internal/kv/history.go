@@ -84,6 +84,23 @@ type storedEventKey struct {
 	HasPrev bool      `cbor:"5,keyasint,omitempty"`
 }
 
+// decodeEvent decodes the stored event v of revision rev, with its values
+// or, skipping them, without (Value and PrevValue nil).
+func decodeEvent(rev uint64, v []byte, values bool) (Event, error) {
+	if !values {
+		var sk storedEventKey
+		if err := recDec.Unmarshal(v, &sk); err != nil {
+			return Event{}, fmt.Errorf("decode event of revision %d: %w", rev, err)
+		}
+		return Event{Revision: rev, Kind: sk.Kind, Key: sk.Key, HasPrev: sk.HasPrev}, nil
+	}
+	var se storedEvent
+	if err := recDec.Unmarshal(v, &se); err != nil {
+		return Event{}, fmt.Errorf("decode event of revision %d: %w", rev, err)
+	}
+	return se.event(rev), nil
+}
+
 // event is the stored event as an Event of revision rev: nil values of a
 // put and of a previous value read back as empty ones.
 func (se *storedEvent) event(rev uint64) Event {
@@ -121,6 +138,19 @@ func eventKey(rev uint64, seq uint32) []byte {
 	binary.BigEndian.PutUint64(b, rev)
 	binary.BigEndian.PutUint32(b[8:], seq)
 	return b
+}
+
+// requireHeld returns a *CompactedError if the events of revision rev are
+// compacted.
+func requireHeld(tx *bbolt.Tx, rev uint64) error {
+	mark, err := readCompacted(tx)
+	if err != nil {
+		return err
+	}
+	if rev <= mark {
+		return &CompactedError{Requested: rev, Oldest: mark + 1}
+	}
+	return nil
 }
 
 func readCompacted(tx *bbolt.Tx) (uint64, error) {
@@ -267,23 +297,16 @@ func (s *Store) CommittedEventKeys(prefix []byte, fromRevision uint64, limit int
 func (s *Store) CommittedEvent(rev uint64, index int) (Event, error) {
 	var e Event
 	err := s.viewCommitted(func(tx *bbolt.Tx) error {
-		mark, err := readCompacted(tx)
-		if err != nil {
+		if err := requireHeld(tx, rev); err != nil {
 			return err
-		}
-		if rev <= mark {
-			return &CompactedError{Requested: rev, Oldest: mark + 1}
 		}
 		v := tx.Bucket(bucketEvents).Get(eventKey(rev, uint32(index)))
 		if v == nil {
 			return fmt.Errorf("no event %d of revision %d", index, rev)
 		}
-		var se storedEvent
-		if err := recDec.Unmarshal(v, &se); err != nil {
-			return fmt.Errorf("decode event: %w", err)
-		}
-		e = se.event(rev)
-		return nil
+		var err error
+		e, err = decodeEvent(rev, v, true)
+		return err
 	})
 	if err != nil {
 		var ce *CompactedError
@@ -305,12 +328,8 @@ func (s *Store) events(view func(func(*bbolt.Tx) error) error, prefix []byte, fr
 		if err != nil {
 			return err
 		}
-		mark, err := readCompacted(tx)
-		if err != nil {
+		if err := requireHeld(tx, fromRevision); err != nil {
 			return err
-		}
-		if fromRevision <= mark {
-			return &CompactedError{Requested: fromRevision, Oldest: mark + 1}
 		}
 		next = max(fromRevision, applied+1)
 		c := tx.Bucket(bucketEvents).Cursor()
@@ -330,22 +349,12 @@ func (s *Store) events(view func(func(*bbolt.Tx) error) error, prefix []byte, fr
 				cur = rev
 			}
 			examined++
-			if !values {
-				var sk storedEventKey
-				if err := recDec.Unmarshal(v, &sk); err != nil {
-					return fmt.Errorf("decode event of revision %d: %w", rev, err)
-				}
-				if bytes.HasPrefix(sk.Key, prefix) {
-					events = append(events, Event{Revision: rev, Kind: sk.Kind, Key: sk.Key, HasPrev: sk.HasPrev})
-				}
-				continue
+			e, err := decodeEvent(rev, v, values)
+			if err != nil {
+				return err
 			}
-			var se storedEvent
-			if err := recDec.Unmarshal(v, &se); err != nil {
-				return fmt.Errorf("decode event of revision %d: %w", rev, err)
-			}
-			if bytes.HasPrefix(se.Key, prefix) {
-				events = append(events, se.event(rev))
+			if bytes.HasPrefix(e.Key, prefix) {
+				events = append(events, e)
 			}
 		}
 		return nil
